@@ -1,0 +1,1 @@
+//! Normalization, event-time windows, commune rollups and line-protocol encoding.

@@ -1,0 +1,25 @@
+//! Wire formats of municipal telemetry, validated into one [`Reading`].
+//!
+//! - [`domain`], [`attribute`], [`unit`]: the data contract as a table: every
+//!   attribute's wire name, field name, type, range and canonical unit.
+//! - [`reading`]: the internal form every format decodes into.
+//! - [`topic`]: topic levels, validated.
+//! - [`time`]: timestamps and the acceptable range of event times.
+//! - [`rejection`]: why a message was refused, as a value.
+//!
+//! Pure: no I/O, no async, and the current time is always passed in.
+
+pub mod attribute;
+pub mod domain;
+pub mod reading;
+pub mod rejection;
+pub mod time;
+pub mod topic;
+pub mod unit;
+
+pub use attribute::{Attribute, Kind, Value};
+pub use domain::Domain;
+pub use reading::{Reading, TimeSource, Timestamp, Values};
+pub use rejection::{Fault, Reason, Rejection};
+pub use time::TimeLimits;
+pub use topic::Topic;

@@ -1,0 +1,140 @@
+//! Timestamps on the wire: RFC 3339 strings, or epoch seconds or milliseconds
+//! told apart by size, and the window of acceptable event times.
+
+use chrono::{DateTime, TimeDelta};
+
+use crate::reading::Timestamp;
+use crate::rejection::{Fault, Reason};
+
+/// Epoch numbers below this are seconds (up to the year 5138), above it milliseconds.
+const SECONDS_BELOW: f64 = 1e11;
+/// Epoch milliseconds above this (the year 5138) are not a plausible time.
+const MILLIS_BELOW: f64 = 1e14;
+
+/// How far event times may stray from the time of receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeLimits {
+    /// The most an event time may lie ahead of receipt (clock skew).
+    pub max_future: TimeDelta,
+    /// The most an event time may lie behind receipt.
+    pub max_age: TimeDelta,
+}
+
+impl Default for TimeLimits {
+    fn default() -> Self {
+        Self {
+            max_future: TimeDelta::minutes(5),
+            max_age: TimeDelta::days(30),
+        }
+    }
+}
+
+impl TimeLimits {
+    /// Rejects an event time outside the limits around `now`.
+    pub fn check(&self, key: &str, t: Timestamp, now: Timestamp) -> Result<Timestamp, Fault> {
+        let ahead = t.as_nanos().saturating_sub(now.as_nanos());
+        let max_future = self.max_future.num_nanoseconds().unwrap_or(i64::MAX);
+        let max_age = self.max_age.num_nanoseconds().unwrap_or(i64::MAX);
+        if ahead > max_future {
+            return Err(Fault::new(
+                Reason::TimestampInFuture,
+                format!(
+                    "key `{key}`: {t} is {} ahead of the time of receipt {now} (limit {})",
+                    human(ahead),
+                    human(max_future)
+                ),
+            ));
+        }
+        if -ahead > max_age {
+            return Err(Fault::new(
+                Reason::TimestampTooOld,
+                format!(
+                    "key `{key}`: {t} is {} older than the time of receipt {now} (limit {})",
+                    human(-ahead),
+                    human(max_age)
+                ),
+            ));
+        }
+        Ok(t)
+    }
+}
+
+fn human(ns: i64) -> String {
+    let s = ns / 1_000_000_000;
+    if s >= 86_400 * 2 {
+        format!("{} days", s / 86_400)
+    } else if s >= 7200 {
+        format!("{} h", s / 3600)
+    } else if s >= 120 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// Parses an RFC 3339 timestamp.
+pub fn parse_rfc3339(key: &str, s: &str) -> Result<Timestamp, Fault> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .and_then(|dt| Timestamp::from_datetime(dt.to_utc()))
+        .ok_or_else(|| {
+            Fault::new(
+                Reason::InvalidTimestamp,
+                format!("key `{key}`: {s:?} is not an RFC 3339 timestamp"),
+            )
+        })
+}
+
+/// Interprets an epoch number: seconds below 10^11, milliseconds above.
+pub fn from_epoch(key: &str, n: f64) -> Result<Timestamp, Fault> {
+    if !(0.0..MILLIS_BELOW).contains(&n) {
+        return Err(Fault::new(
+            Reason::InvalidTimestamp,
+            format!("key `{key}`: {n} is not epoch seconds or milliseconds"),
+        ));
+    }
+    let ns = if n < SECONDS_BELOW { n * 1e9 } else { n * 1e6 };
+    Ok(Timestamp::from_nanos(ns.round() as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_seconds_and_millis_are_told_apart_by_size() {
+        let s = from_epoch("t", 1_795_900_123.0).expect("seconds");
+        let ms = from_epoch("t", 1_795_900_123_000.0).expect("millis");
+        assert_eq!(s, ms);
+        assert_eq!(s, Timestamp::from_secs(1_795_900_123));
+        assert!(from_epoch("t", -1.0).is_err());
+        assert!(from_epoch("t", 1e15).is_err());
+    }
+
+    #[test]
+    fn rfc3339_with_offsets_and_fractions() {
+        let a = parse_rfc3339("t", "2026-11-28T21:14:05.812345678Z").expect("valid");
+        let b = parse_rfc3339("t", "2026-11-28T22:14:05.812345678+01:00").expect("valid");
+        assert_eq!(a, b);
+        assert_eq!(a.as_nanos() % 1_000_000_000, 812_345_678);
+        let e = parse_rfc3339("dateObserved", "yesterday").expect_err("invalid");
+        assert_eq!(e.reason, Reason::InvalidTimestamp);
+        assert!(e.message.contains("dateObserved"), "{}", e.message);
+        assert!(e.message.contains("yesterday"), "{}", e.message);
+    }
+
+    #[test]
+    fn limits_reject_future_and_old() {
+        let l = TimeLimits::default();
+        let now = Timestamp::from_secs(1_795_900_000);
+        assert!(l.check("t", now.add_nanos(299_000_000_000), now).is_ok());
+        let e = l
+            .check("t", now.add_nanos(301_000_000_000), now)
+            .expect_err("future");
+        assert_eq!(e.reason, Reason::TimestampInFuture);
+        let month = 31 * 86_400 * 1_000_000_000_i64;
+        let e = l.check("t", now.add_nanos(-month), now).expect_err("old");
+        assert_eq!(e.reason, Reason::TimestampTooOld);
+        assert!(e.message.contains("31 days"), "{}", e.message);
+    }
+}
