@@ -5,19 +5,26 @@
 //! - [`reading`]: the internal form every format decodes into.
 //! - [`topic`]: topic levels, validated.
 //! - [`time`]: timestamps and the acceptable range of event times.
+//! - [`application`]: LoRaWAN applications and their field maps.
+//! - [`context`]: what a decoder needs besides the message.
 //! - [`rejection`]: why a message was refused, as a value.
 //!
 //! Pure: no I/O, no async, and the current time is always passed in.
 
+pub mod application;
 pub mod attribute;
+pub mod context;
 pub mod domain;
+mod json;
 pub mod reading;
 pub mod rejection;
 pub mod time;
 pub mod topic;
 pub mod unit;
 
+pub use application::{ApplicationConfig, Applications, FieldMapping};
 pub use attribute::{Attribute, Kind, Value};
+pub use context::{Context, Target};
 pub use domain::Domain;
 pub use reading::{Reading, TimeSource, Timestamp, Values};
 pub use rejection::{Fault, Reason, Rejection};

@@ -85,6 +85,46 @@ pub fn parse_rfc3339(key: &str, s: &str) -> Result<Timestamp, Fault> {
         })
 }
 
+/// The longest traffic observation interval accepted.
+pub const MAX_INTERVAL_S: i64 = 3600;
+
+/// A traffic observation interval, validated: `end > start`, at most an hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    /// Start of the interval: the point's time.
+    pub start: Timestamp,
+    /// Length in whole seconds.
+    pub period_s: u32,
+}
+
+/// Builds an interval from its two ends, naming `key` when it is invalid.
+pub fn interval(key: &str, start: Timestamp, end: Timestamp) -> Result<Interval, Fault> {
+    let ns = end.as_nanos().saturating_sub(start.as_nanos());
+    if ns <= 0 || ns > MAX_INTERVAL_S * 1_000_000_000 {
+        return Err(Fault::new(
+            Reason::InvalidInterval,
+            format!(
+                "key `{key}`: interval {start}/{end} must have its end after its start and last at most {MAX_INTERVAL_S} s"
+            ),
+        ));
+    }
+    Ok(Interval {
+        start,
+        period_s: ((ns + 500_000_000) / 1_000_000_000).max(1) as u32,
+    })
+}
+
+/// Parses an ISO 8601 interval of two RFC 3339 instants, `start/end`.
+pub fn parse_interval(key: &str, s: &str) -> Result<Interval, Fault> {
+    let (a, b) = s.split_once('/').ok_or_else(|| {
+        Fault::new(
+            Reason::InvalidTimestamp,
+            format!("key `{key}`: {s:?} is not an interval start/end"),
+        )
+    })?;
+    interval(key, parse_rfc3339(key, a)?, parse_rfc3339(key, b)?)
+}
+
 /// Interprets an epoch number: seconds below 10^11, milliseconds above.
 pub fn from_epoch(key: &str, n: f64) -> Result<Timestamp, Fault> {
     if !(0.0..MILLIS_BELOW).contains(&n) {
@@ -121,6 +161,26 @@ mod tests {
         assert_eq!(e.reason, Reason::InvalidTimestamp);
         assert!(e.message.contains("dateObserved"), "{}", e.message);
         assert!(e.message.contains("yesterday"), "{}", e.message);
+    }
+
+    #[test]
+    fn intervals_are_bounded_and_ordered() {
+        let i = parse_interval("d", "2026-11-28T08:00:00Z/2026-11-28T08:05:00Z").expect("valid");
+        assert_eq!(i.period_s, 300);
+        assert_eq!(
+            i.start,
+            parse_rfc3339("d", "2026-11-28T08:00:00Z").expect("valid")
+        );
+        for bad in [
+            "2026-11-28T08:05:00Z/2026-11-28T08:00:00Z",
+            "2026-11-28T08:00:00Z/2026-11-28T08:00:00Z",
+            "2026-11-28T08:00:00Z/2026-11-28T09:00:01Z",
+        ] {
+            let e = parse_interval("dateObserved", bad).expect_err(bad);
+            assert_eq!(e.reason, Reason::InvalidInterval, "{bad}");
+        }
+        let e = parse_interval("dateObserved", "2026-11-28T08:00:00Z").expect_err("no slash");
+        assert_eq!(e.reason, Reason::InvalidTimestamp);
     }
 
     #[test]

@@ -56,8 +56,20 @@ impl Conversion {
 
     /// Applies the conversion.
     pub fn apply(self, v: f64) -> f64 {
-        v * self.scale + self.offset
+        scale(v, self.scale, self.offset)
     }
+}
+
+/// `v * factor + offset`, dividing instead when `factor` is the inverse of a
+/// whole number, so that 83 % becomes exactly 0.83 and not 0.8300000000000001.
+pub fn scale(v: f64, factor: f64, offset: f64) -> f64 {
+    let inverse = 1.0 / factor;
+    let scaled = if factor.abs() < 1.0 && inverse.fract() == 0.0 {
+        v / inverse
+    } else {
+        v * factor
+    };
+    scaled + offset
 }
 
 /// The conversion of a SenML unit symbol, or `None` when the symbol is not one
