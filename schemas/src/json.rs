@@ -2,8 +2,6 @@
 //! allocates for nested structures, borrowed keys, and the mapping of parser
 //! errors to rejection faults.
 
-#![allow(dead_code)] // Used by the decoders as they land.
-
 use std::borrow::Cow;
 use std::fmt;
 
@@ -53,6 +51,14 @@ impl Scalar<'_> {
         };
         checked.map_err(|e| value_fault(key, attribute, &self.describe(), e))
     }
+}
+
+/// A value of the wrong JSON type for a key that is not an attribute.
+pub(crate) fn wrong_type(key: &str, shown: &str, expected: &str) -> Fault {
+    Fault::new(
+        Reason::WrongType,
+        format!("key `{key}`: {shown} has the wrong type; expected {expected}"),
+    )
 }
 
 /// The fault for a value that does not fit its attribute.

@@ -45,12 +45,12 @@ impl TimeLimits {
                 ),
             ));
         }
-        if -ahead > max_age {
+        if ahead.saturating_neg() > max_age {
             return Err(Fault::new(
                 Reason::TimestampTooOld,
                 format!(
                     "key `{key}`: {t} is {} older than the time of receipt {now} (limit {})",
-                    human(-ahead),
+                    human(ahead.saturating_neg()),
                     human(max_age)
                 ),
             ));

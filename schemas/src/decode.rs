@@ -1,0 +1,230 @@
+//! The entry point: a message (topic, payload, time of receipt) in, readings
+//! or a rejection out. The format is told by the payload's structure; the
+//! topic says which formats it may carry and who the device is.
+
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use crate::application::Applications;
+use crate::context::{Context, Target};
+use crate::json::Key;
+use crate::native::{self, Outcome};
+use crate::reading::{Reading, Timestamp};
+use crate::rejection::{Fault, Reason, Rejection};
+use crate::time::TimeLimits;
+use crate::topic::Topic;
+
+/// A wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// A native JSON object with Smart Data Models names.
+    Native,
+    /// A SenML pack (RFC 8428), a JSON array.
+    Senml,
+    /// The Things Stack v3 uplink.
+    TheThingsStack,
+    /// ChirpStack v4 uplink event.
+    ChirpStack,
+}
+
+impl Format {
+    /// A metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Format::Native => "native",
+            Format::Senml => "senml",
+            Format::TheThingsStack => "the_things_stack",
+            Format::ChirpStack => "chirpstack",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Native => "a native object",
+            Format::Senml => "a SenML pack",
+            Format::TheThingsStack => "a The Things Stack uplink",
+            Format::ChirpStack => "a ChirpStack uplink",
+        }
+    }
+}
+
+/// What a message decoded into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded {
+    /// The format it was in.
+    pub format: Format,
+    /// How many readings were appended.
+    pub readings: usize,
+    /// How many keys or SenML names were not understood (ignored, counted).
+    pub unknown_keys: u32,
+}
+
+/// Decodes and validates messages. Cheap to share: it holds only configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    limits: TimeLimits,
+    applications: Applications,
+}
+
+impl Decoder {
+    /// A decoder with time limits and LoRaWAN applications.
+    pub fn new(limits: TimeLimits, applications: Applications) -> Self {
+        Self {
+            limits,
+            applications,
+        }
+    }
+
+    /// Decodes one message and appends its readings to `out`. On rejection
+    /// `out` is left as it was.
+    pub fn decode(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        received_at: Timestamp,
+        out: &mut Vec<Reading>,
+    ) -> Result<Decoded, Rejection> {
+        let ctx = Context {
+            now: received_at,
+            limits: &self.limits,
+            applications: &self.applications,
+        };
+        let before = out.len();
+        let result = decode(topic, payload, &ctx, out);
+        if result.is_err() {
+            out.truncate(before);
+        }
+        result
+            .map(|(format, unknown_keys)| Decoded {
+                format,
+                readings: out.len() - before,
+                unknown_keys,
+            })
+            .map_err(|f| f.on(topic))
+    }
+}
+
+fn decode(
+    topic: &str,
+    payload: &[u8],
+    ctx: &Context<'_>,
+    out: &mut Vec<Reading>,
+) -> Result<(Format, u32), Fault> {
+    let topic = Topic::parse(topic)?;
+    let format = match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(Fault::new(Reason::EmptyPayload, "payload is empty")),
+        Some(b'[') => Format::Senml,
+        Some(b'{') => match topic {
+            Topic::Native {
+                commune,
+                domain,
+                device,
+            } => {
+                let target = Target {
+                    domain,
+                    commune,
+                    device,
+                };
+                match native::decode(payload, target, ctx, out)? {
+                    Outcome::Reading(unknown) => return Ok((Format::Native, unknown)),
+                    Outcome::Uplink(format) => format,
+                }
+            }
+            Topic::TheThingsStack { .. } => sniff_object(payload, Format::TheThingsStack),
+            Topic::ChirpStack { .. } => sniff_object(payload, Format::ChirpStack),
+        },
+        Some(_) if native::is_json(payload) => {
+            return Err(Fault::new(
+                Reason::UnknownFormat,
+                "payload is a JSON scalar; expected an object or a SenML array",
+            ))
+        }
+        Some(_) => {
+            let err = serde_json::from_slice::<IgnoredAny>(payload)
+                .err()
+                .map(|e| crate::json::parse_fault(&e, None));
+            return Err(err.unwrap_or_else(|| Fault::new(Reason::InvalidJson, "not valid JSON")));
+        }
+    };
+    let unknown = match (format, topic) {
+        (
+            Format::Senml,
+            Topic::Native {
+                commune,
+                domain,
+                device,
+            },
+        ) => {
+            let target = Target {
+                domain,
+                commune,
+                device,
+            };
+            crate::senml::decode(payload, target, ctx, out)?
+        }
+        (
+            Format::TheThingsStack,
+            Topic::TheThingsStack {
+                application,
+                device,
+                ..
+            },
+        ) => crate::lorawan::decode_tts(payload, application, device, ctx, out)?,
+        (
+            Format::ChirpStack,
+            Topic::ChirpStack {
+                application,
+                dev_eui,
+            },
+        ) => crate::lorawan::decode_chirpstack(payload, application, dev_eui, ctx, out)?,
+        (format, topic) => {
+            let expected = match topic {
+                Topic::Native { .. } => "a native object or a SenML pack",
+                Topic::TheThingsStack { .. } => Format::TheThingsStack.name(),
+                Topic::ChirpStack { .. } => Format::ChirpStack.name(),
+            };
+            return Err(Fault::new(
+                Reason::FormatTopicMismatch,
+                format!(
+                    "payload is {}, but this topic carries {expected}",
+                    format.name()
+                ),
+            ));
+        }
+    };
+    Ok((format, unknown))
+}
+
+/// Tells a network server's uplink from a native object by its top-level
+/// keys, stopping at the first key that decides. A broken object is handed to
+/// the decoder the topic expects, whose error then names the fault.
+fn sniff_object(payload: &[u8], expected: Format) -> Format {
+    struct Sniff<'a>(&'a mut Option<Format>);
+    impl<'de> Visitor<'de> for Sniff<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                if let Some(format) = native::uplink_key(&key) {
+                    *self.0 = Some(format);
+                    return Err(serde::de::Error::custom("decided"));
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            *self.0 = Some(Format::Native);
+            Ok(())
+        }
+    }
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let parsed = de
+        .deserialize_map(Sniff(&mut found))
+        .and_then(|()| de.end());
+    match (found, parsed) {
+        (Some(Format::Native), Err(_)) | (None, _) => expected,
+        (Some(format), _) => format,
+    }
+}
