@@ -1,0 +1,20 @@
+//! Native objects on every domain's topic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use schemas::decode::Decoder;
+use schemas::Timestamp;
+
+fuzz_target!(|payload: &[u8]| {
+    let decoder = Decoder::default();
+    let mut out = Vec::new();
+    for topic in ["city/rabat/lighting/lamp-1/telemetry", "city/rabat/waste/bin-1/telemetry", "city/rabat/traffic/counter-1/telemetry"] {
+        let before = out.len();
+        if decoder
+            .decode(topic, payload, Timestamp::from_secs(1_795_896_000), &mut out)
+            .is_err()
+        {
+            assert_eq!(out.len(), before, "a rejection leaves no reading behind");
+        }
+    }
+});
