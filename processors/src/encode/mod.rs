@@ -1,0 +1,174 @@
+//! InfluxDB line protocol: the one encoder of the workspace.
+//!
+//! - [`LineWriter`] appends lines to a caller's `Vec<u8>`; its [`LineBuilder`]
+//!   cannot write a malformed line: its type walks measurement → tags → at
+//!   least one field → timestamp, and a line not finished (an error, or a
+//!   builder dropped) is truncated away, so no partial line is ever left.
+//! - [`encode_reading`] writes a raw reading (the hot path: no allocation);
+//!   [`encode_point`] writes a window or event [`Point`]. For a batch, one
+//!   [`LineWriter`] with [`reading`](LineWriter::reading) and
+//!   [`point`](LineWriter::point) does the same.
+//! - [`EncodeError`]: why a line was not written.
+//!
+//! # What is written, exactly
+//!
+//! Escaping follows the line protocol of InfluxDB 1.x, 2.x and 3.x:
+//!
+//! | part | escaped with a backslash |
+//! |---|---|
+//! | measurement | comma, space |
+//! | tag key, tag value, field key | comma, equals sign, space |
+//! | string field value (quoted) | double quote, backslash |
+//!
+//! **Backslashes in names** (measurement, tag keys and values, field keys) are
+//! written as they are, except where the reader would take them for an escape:
+//! a backslash directly before another backslash, before a character that is
+//! escaped in that part, or before a control character (see below) is doubled.
+//! Readers that decode `\\` as one backslash (InfluxDB 3.x and the
+//! `influxdb-line-protocol` crate) read the original name back; readers that
+//! never unescape backslashes (the Go parser of InfluxDB 1.x and 2.x) read a
+//! lone backslash back unchanged and keep only those doubled ones. A name that
+//! *ends* with a backslash cannot be written in any dialect (every parser
+//! rejects it), so it is an error, [`EncodeError::EndsWithBackslash`].
+//!
+//! **Control characters in names** cannot be escaped: a newline ends the line,
+//! and a tab or NUL ends a name for some readers. Every ASCII control character
+//! (U+0000–U+001F and U+007F, `char::is_ascii_control`) in a measurement, tag
+//! key, tag value or field key is therefore written as an escaped space (`\ `),
+//! and reads back as a space. No input string can add a line.
+//!
+//! **Newlines in string field values**: a newline inside quotes keeps the line
+//! whole for the InfluxDB parsers, but the InfluxDB documentation states that
+//! line protocol does not support it and readers that split on newlines first
+//! would cut the line. Newline (U+000A) and carriage return (U+000D) in a string
+//! field value are written as a plain space. Other characters, tabs included,
+//! are kept. So a written line holds exactly one newline: its terminator.
+//!
+//! **A measurement starting with `#`** would make the line a comment for every
+//! reader, and no escape helps (`\#` reads back as two characters): it is an
+//! error, [`EncodeError::CommentMeasurement`].
+//!
+//! **Empty tag values** are not allowed by line protocol: a tag whose value is
+//! empty is omitted (its key is still checked). This is not an error.
+//!
+//! **Floats** are written in plain decimal notation, never with an exponent,
+//! always with a decimal point (`41.8`, `300.0`, `0.000001`,
+//! `100000000000000000000.0`), with the shortest digits that read back to the
+//! same `f64`. Every InfluxDB version and VictoriaMetrics reads this form; the
+//! decimal point keeps the value a float even for readers that once took `1`
+//! for an integer. NaN and infinities are an error, never written.
+//! **Integers** carry the `i` suffix (`3i`), **booleans** are `true`/`false`,
+//! **timestamps** are nanoseconds since the epoch.
+//!
+//! **Keys**: a key may appear once per line, tags and fields together (InfluxDB
+//! 3.x stores both as columns of one table); two keys are the same when their
+//! written form is, i.e. after the control-character mapping above.
+
+mod builder;
+mod error;
+mod escape;
+mod number;
+mod scan;
+#[cfg(test)]
+mod tests;
+
+pub use builder::{Fields, LineBuilder, LineWriter, State, Tags};
+pub use error::{EncodeError, Part};
+
+use schemas::Reading;
+
+use crate::normalize::{self, Field};
+use crate::point::{FieldValue, Point};
+
+/// Tag key of the commune.
+pub const TAG_COMMUNE: &str = "commune";
+/// Tag key of the device.
+pub const TAG_DEVICE: &str = "device";
+/// Tag key of the district (written when the registry knows it).
+pub const TAG_DISTRICT: &str = "district";
+/// Tag key of a traffic counter's lane.
+pub const TAG_LANE: &str = "lane";
+
+/// Appends one raw reading as a line (terminated by `\n`) to `buf`; see
+/// [`LineWriter::reading`]. On error `buf` is left as it was.
+pub fn encode_reading(reading: &Reading, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+    LineWriter::new(buf).reading(reading)
+}
+
+/// Appends one point (a window aggregate or an event) as a line to `buf`; see
+/// [`LineWriter::point`]. On error `buf` is left as it was.
+pub fn encode_point(point: &Point, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+    LineWriter::new(buf).point(point)
+}
+
+impl LineWriter<'_> {
+    /// Writes one raw reading as a line.
+    ///
+    /// Measurement: the domain (`lighting`, `waste`, `traffic`). Tags, in this
+    /// (sorted) order: `commune`, `device`, `district` when present, `lane` when
+    /// present. Fields: [`normalize::fields`], in that order, each with its one
+    /// type. Timestamp: the reading's time in nanoseconds.
+    ///
+    /// Allocates nothing unless it fails.
+    pub fn reading(&mut self, reading: &Reading) -> Result<(), EncodeError> {
+        let mut line = self
+            .line(reading.domain.as_str())?
+            .tag(TAG_COMMUNE, &reading.commune)?
+            .tag(TAG_DEVICE, &reading.device)?;
+        if let Some(district) = &reading.district {
+            line = line.tag(TAG_DISTRICT, district)?;
+        }
+        if let Some(lane) = reading.lane {
+            line = line.tag(TAG_LANE, itoa::Buffer::new().format(lane))?;
+        }
+        let mut fields = normalize::fields(reading);
+        let first = fields.next().ok_or(EncodeError::NoFields)?;
+        // Internal iteration: much faster than `for` over the chained iterator.
+        fields
+            .try_fold(line.normalized(first)?, LineBuilder::normalized)?
+            .finish(reading.time);
+        Ok(())
+    }
+
+    /// Writes one point (a window aggregate or an event) as a line, its tags
+    /// and fields in the point's order.
+    pub fn point(&mut self, point: &Point) -> Result<(), EncodeError> {
+        let mut line = self.line(&point.measurement)?;
+        for (key, value) in &point.tags {
+            line = line.tag(key, value)?;
+        }
+        let mut fields = point.fields.iter();
+        let (key, value) = fields.next().ok_or(EncodeError::NoFields)?;
+        fields
+            .try_fold(line.field(key, value)?, |line, (key, value)| {
+                line.field(key, value)
+            })?
+            .finish(point.time);
+        Ok(())
+    }
+}
+
+impl<'w, 'b, S: State> LineBuilder<'w, 'b, S> {
+    /// Adds a field of a point.
+    pub fn field(
+        self,
+        key: &str,
+        value: &FieldValue,
+    ) -> Result<LineBuilder<'w, 'b, Fields>, EncodeError> {
+        match value {
+            FieldValue::Float(v) => self.float(key, *v),
+            FieldValue::Integer(v) => self.integer(key, *v),
+            FieldValue::Boolean(v) => self.boolean(key, *v),
+            FieldValue::String(v) => self.string(key, v),
+        }
+    }
+
+    /// Adds a field of a normalized reading.
+    pub fn normalized(self, field: Field) -> Result<LineBuilder<'w, 'b, Fields>, EncodeError> {
+        match field {
+            Field::Float(key, v) => self.float(key, v),
+            Field::String(key, v) => self.string(key, v),
+            Field::Boolean(key, v) => self.boolean(key, v),
+        }
+    }
+}
