@@ -74,15 +74,104 @@ fn human(ns: i64) -> String {
 
 /// Parses an RFC 3339 timestamp.
 pub fn parse_rfc3339(key: &str, s: &str) -> Result<Timestamp, Fault> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .and_then(|dt| Timestamp::from_datetime(dt.to_utc()))
+    fast_rfc3339(s.as_bytes())
+        .or_else(|| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .and_then(|dt| Timestamp::from_datetime(dt.to_utc()))
+        })
         .ok_or_else(|| {
             Fault::new(
                 Reason::InvalidTimestamp,
                 format!("key `{key}`: {s:?} is not an RFC 3339 timestamp"),
             )
         })
+}
+
+/// The common shape `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, parsed
+/// without the general parser (timestamps are on the hot path). Anything
+/// else, leap seconds included, returns `None` and goes the general way.
+fn fast_rfc3339(s: &[u8]) -> Option<Timestamp> {
+    fn num(s: &[u8]) -> Option<i64> {
+        s.iter().try_fold(0_i64, |n, b| {
+            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+        })
+    }
+    if s.len() < 20
+        || s[4] != b'-'
+        || s[7] != b'-'
+        || s[10] != b'T'
+        || s[13] != b':'
+        || s[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(&s[0..4])?, num(&s[5..7])?, num(&s[8..10])?);
+    let (hour, minute, second) = (num(&s[11..13])?, num(&s[14..16])?, num(&s[17..19])?);
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut nanos = 0_i64;
+    if let Some((b'.', frac)) = rest.split_first() {
+        let digits = frac.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        nanos = num(&frac[..digits])? * 10_i64.pow(9 - digits as u32);
+        rest = &frac[digits..];
+    }
+    let offset_s = match rest {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (h, m) = (num(&[*h1, *h2])?, num(&[*m1, *m2])?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let off = h * 3600 + m * 60;
+            if *sign == b'-' {
+                -off
+            } else {
+                off
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
+    secs.checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(nanos))
+        .map(Timestamp::from_nanos)
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// The longest traffic observation interval accepted.
@@ -161,6 +250,44 @@ mod tests {
         assert_eq!(e.reason, Reason::InvalidTimestamp);
         assert!(e.message.contains("dateObserved"), "{}", e.message);
         assert!(e.message.contains("yesterday"), "{}", e.message);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_path_agrees_with_the_general_parser(
+            y in 0_i64..10_000, mo in 0_i64..14, d in 0_i64..33, h in 0_i64..25, mi in 0_i64..61,
+            s in 0_i64..61, frac in proptest::option::of("[0-9]{1,10}"),
+            tz in proptest::sample::select(vec!["Z", "+01:00", "-05:30", "+23:59", "+24:00", "z", ""]),
+        ) {
+            let text = format!(
+                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}{tz}",
+                frac.map(|f| format!(".{f}")).unwrap_or_default()
+            );
+            let general = DateTime::parse_from_rfc3339(&text)
+                .ok()
+                .and_then(|dt| Timestamp::from_datetime(dt.to_utc()));
+            if let Some(fast) = fast_rfc3339(text.as_bytes()) {
+                proptest::prop_assert_eq!(Some(fast), general, "{}", text);
+            }
+            proptest::prop_assert_eq!(parse_rfc3339("t", &text).ok(), general, "{}", text);
+        }
+    }
+
+    #[test]
+    fn fast_path_takes_the_common_shapes() {
+        for text in [
+            "2026-11-28T21:14:05.812345678Z",
+            "2026-11-28T21:14:05Z",
+            "2024-02-29T00:00:00.5+01:00",
+            "1970-01-01T00:00:00Z",
+        ] {
+            assert!(fast_rfc3339(text.as_bytes()).is_some(), "{text}");
+        }
+        assert_eq!(
+            fast_rfc3339(b"1970-01-01T01:00:00+01:00"),
+            Some(Timestamp::from_nanos(0))
+        );
+        assert_eq!(fast_rfc3339(b"2023-02-29T00:00:00Z"), None);
     }
 
     #[test]
