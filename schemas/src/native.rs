@@ -133,13 +133,17 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_, '_> {
                 // Stop here: the caller decodes it as what it is.
                 return Err(serde::de::Error::custom("uplink"));
             }
-            self.slot.key = Some(key.to_string());
-            let value: Scalar<'de> = map.next_value()?;
+            let value: Scalar<'de> = match map.next_value() {
+                Ok(v) => v,
+                Err(e) => {
+                    self.slot.key = Some(key.into_owned());
+                    return Err(e);
+                }
+            };
             if let Err(fault) = self.entry(&key, &value) {
                 return Err(self.slot.fail(fault));
             }
         }
-        self.slot.key = None;
         Ok(())
     }
 }
@@ -152,6 +156,14 @@ impl<'de> DeserializeSeed<'de> for ObjectVisitor<'_, '_> {
     }
 }
 
+fn parse<'de, R: serde_json::de::Read<'de>>(
+    visitor: ObjectVisitor<'_, '_>,
+    de: &mut serde_json::Deserializer<R>,
+) -> serde_json::Result<()> {
+    visitor.deserialize(&mut *de)?;
+    de.end()
+}
+
 /// Decodes a native object about the topic's device.
 pub(crate) fn decode(
     payload: &[u8],
@@ -161,14 +173,18 @@ pub(crate) fn decode(
 ) -> Result<Outcome, Fault> {
     let mut state = State::default();
     let mut slot = FaultSlot::default();
-    let mut de = serde_json::Deserializer::from_slice(payload);
-    let parsed = ObjectVisitor {
+    let visitor = ObjectVisitor {
         target,
         state: &mut state,
         slot: &mut slot,
-    }
-    .deserialize(&mut de)
-    .and_then(|()| de.end());
+    };
+    // Valid UTF-8 (nearly every payload) is parsed as text, which spares the
+    // parser a UTF-8 check of every string; anything else as bytes, which
+    // reports where it breaks.
+    let parsed = match std::str::from_utf8(payload) {
+        Ok(text) => parse(visitor, &mut serde_json::Deserializer::from_str(text)),
+        Err(_) => parse(visitor, &mut serde_json::Deserializer::from_slice(payload)),
+    };
     if let Some(format) = state.uplink {
         return Ok(Outcome::Uplink(format));
     }

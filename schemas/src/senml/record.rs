@@ -144,14 +144,23 @@ pub(super) fn parse<'de>(
     payload: &'de [u8],
     resolver: &mut Resolver<'de, '_>,
 ) -> Result<(), Fault> {
+    fn run<'de, R: serde_json::de::Read<'de>>(
+        visitor: PackVisitor<'_, 'de, '_>,
+        de: &mut serde_json::Deserializer<R>,
+    ) -> serde_json::Result<()> {
+        de.deserialize_any(visitor)?;
+        de.end()
+    }
     let mut slot = FaultSlot::default();
-    let mut de = serde_json::Deserializer::from_slice(payload);
-    let parsed = de
-        .deserialize_any(PackVisitor {
-            slot: &mut slot,
-            resolver,
-        })
-        .and_then(|()| de.end());
+    let visitor = PackVisitor {
+        slot: &mut slot,
+        resolver,
+    };
+    // Valid UTF-8 is parsed as text, sparing a UTF-8 check of every string.
+    let parsed = match std::str::from_utf8(payload) {
+        Ok(text) => run(visitor, &mut serde_json::Deserializer::from_str(text)),
+        Err(_) => run(visitor, &mut serde_json::Deserializer::from_slice(payload)),
+    };
     parsed.map_err(|e| slot.into_fault(&e))
 }
 
