@@ -1,13 +1,14 @@
 //! Per-device windows: for every field of a device's readings, mean, min, max
 //! and last (by event time), plus how many readings fell in the window.
 
-use std::borrow::Cow;
+#[cfg(test)]
+use schemas::Attribute;
+use schemas::{Domain, Reading};
 
-use schemas::{Attribute, Domain, Reading};
-
+use super::slots::{self, Suffix};
 use super::table::{Aggregate, WindowKey};
 use super::WindowConfig;
-use crate::normalize::{self, Field, FLOW_VPH, PERIOD_S};
+use crate::normalize::Field;
 use crate::point::{FieldValue, Point};
 
 /// The running figures of one field.
@@ -26,29 +27,11 @@ enum Figures {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct FieldState {
-    name: &'static str,
-    rank: usize,
+    /// Which field ([`slots`]).
+    slot: u8,
     /// Event time of the reading `last` came from.
     last_at: i64,
     figures: Figures,
-}
-
-/// Where a field goes in the output: the domain's attributes in table order,
-/// then the derived fields, then anything else by name.
-fn rank(domain: Domain, name: &str) -> usize {
-    let ours = |a: &Attribute| a.domain().is_none_or(|d| d == domain);
-    if let Some(i) = Attribute::ALL
-        .iter()
-        .position(|a| ours(a) && a.field() == name)
-    {
-        i
-    } else if name == PERIOD_S {
-        Attribute::COUNT
-    } else if name == FLOW_VPH {
-        Attribute::COUNT + 1
-    } else {
-        Attribute::COUNT + 2
-    }
 }
 
 fn figures(field: Field) -> Figures {
@@ -107,6 +90,9 @@ impl FieldState {
     }
 }
 
+// Slots are stored as `u8`.
+const _: () = assert!(slots::SLOTS <= 256);
+
 /// One device's window.
 #[derive(Debug, Default)]
 pub(crate) struct DeviceWindow {
@@ -116,6 +102,25 @@ pub(crate) struct DeviceWindow {
     district_at: i64,
     /// In output order; a field appears once it first appears in a reading.
     fields: Vec<FieldState>,
+}
+
+/// Where the field in `slot` goes among those of a `domain` window.
+fn order(domain: Domain, slot: u8) -> (usize, &'static str) {
+    slots::order(domain, usize::from(slot))
+}
+
+impl DeviceWindow {
+    /// The position of the field in `slot`, looking from `from` on first:
+    /// readings of a device carry their fields in output order, so the next
+    /// one is usually right there.
+    fn position(&self, slot: u8, from: usize) -> Option<usize> {
+        let (before, after) = self.fields.split_at(from.min(self.fields.len()));
+        after
+            .iter()
+            .position(|f| f.slot == slot)
+            .map(|i| from + i)
+            .or_else(|| before.iter().position(|f| f.slot == slot))
+    }
 }
 
 impl Aggregate for DeviceWindow {
@@ -130,31 +135,40 @@ impl Aggregate for DeviceWindow {
                 self.district_at = at;
             }
         }
-        for field in normalize::fields(reading) {
-            let name = field.name();
-            if let Some(state) = self.fields.iter_mut().find(|f| f.name == name) {
-                state.update(field, at);
+        if self.fields.capacity() == 0 {
+            // A device sends much the same fields every time.
+            self.fields.reserve_exact(slots::fields(reading).count());
+        }
+        let mut next = 0;
+        for (slot, field) in slots::fields(reading) {
+            let slot = slot as u8;
+            if let Some(i) = self.position(slot, next) {
+                if let Some(state) = self.fields.get_mut(i) {
+                    state.update(field, at);
+                }
+                next = i + 1;
                 continue;
             }
-            let rank = rank(reading.domain, name);
+            let rank = order(reading.domain, slot);
             let position = self
                 .fields
                 .iter()
-                .position(|f| (f.rank, f.name) > (rank, name))
+                .position(|f| order(reading.domain, f.slot) > rank)
                 .unwrap_or(self.fields.len());
             self.fields.insert(
                 position,
                 FieldState {
-                    name,
-                    rank,
+                    slot,
                     last_at: at,
                     figures: figures(field),
                 },
             );
+            next = position + 1;
         }
     }
 
     fn write(&self, key: &WindowKey, _: &WindowConfig, point: &mut Point) {
+        point.tags.reserve(4);
         point.tags.push(("commune".into(), key.commune.to_string()));
         point.tags.push(("device".into(), key.device.to_string()));
         if let Some(district) = &self.district {
@@ -163,8 +177,10 @@ impl Aggregate for DeviceWindow {
         if let Some(lane) = key.lane {
             point.tags.push(("lane".into(), lane.to_string()));
         }
+        point.fields.reserve(4 * self.fields.len() + 1);
         for field in &self.fields {
-            let name = field.name;
+            let slot = usize::from(field.slot);
+            let name = |suffix| slots::suffixed(slot, suffix);
             match field.figures {
                 Figures::Number {
                     sum,
@@ -175,18 +191,18 @@ impl Aggregate for DeviceWindow {
                 } => {
                     let mean = sum / n.max(1) as f64;
                     point.fields.extend([
-                        (suffixed(name, "mean"), FieldValue::Float(mean)),
-                        (suffixed(name, "min"), FieldValue::Float(min)),
-                        (suffixed(name, "max"), FieldValue::Float(max)),
-                        (suffixed(name, "last"), FieldValue::Float(last)),
+                        (name(Suffix::Mean), FieldValue::Float(mean)),
+                        (name(Suffix::Min), FieldValue::Float(min)),
+                        (name(Suffix::Max), FieldValue::Float(max)),
+                        (name(Suffix::Last), FieldValue::Float(last)),
                     ]);
                 }
                 Figures::Text(s) => point
                     .fields
-                    .push((suffixed(name, "last"), FieldValue::String(s.into()))),
+                    .push((name(Suffix::Last), FieldValue::String(s.into()))),
                 Figures::Flag(b) => point
                     .fields
-                    .push((suffixed(name, "last"), FieldValue::Boolean(b))),
+                    .push((name(Suffix::Last), FieldValue::Boolean(b))),
             }
         }
         let count = i64::try_from(self.count).unwrap_or(i64::MAX);
@@ -194,10 +210,6 @@ impl Aggregate for DeviceWindow {
             .fields
             .push(("count".into(), FieldValue::Integer(count)));
     }
-}
-
-fn suffixed(name: &str, suffix: &str) -> Cow<'static, str> {
-    Cow::Owned(format!("{name}_{suffix}"))
 }
 
 #[cfg(test)]

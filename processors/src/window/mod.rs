@@ -18,12 +18,22 @@
 //! the point written before. A reading whose window the watermark has passed is
 //! too late: counted, never merged.
 //!
+//! A reading looks its device up once: each table numbers the keys it holds
+//! ([`keys`]), a commune member refers to its device by that number, and the
+//! fields of a device window are numbered too ([`slots`]). Memory stays bounded
+//! by `max_open_windows`: a key is forgotten with the last window (or commune
+//! member) that holds it.
+//!
 //! Pure: no I/O, no clock; the shell calls [`Windows::record`] per reading,
 //! [`Windows::drain`] per batch, [`Windows::advance`] when the stream is idle
 //! and [`Windows::flush_all`] at shutdown.
 
 mod device;
+mod key;
+mod keys;
+mod member;
 mod rollup;
+mod slots;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -250,14 +260,31 @@ impl Windows {
             lane: None,
             ..device_key
         };
-        let device = self.devices.find(device_start, device_key);
+        let mut device = self.devices.find(device_start, device_key);
         let rollup = self.rollups.find(rollup_start, rollup_key);
         let needed = usize::from(!device.exists()) + usize::from(!rollup.exists());
         if needed > 0 && self.open_windows().saturating_add(needed) > self.config.max_open_windows {
             return Recorded::CapacityExceeded;
         }
+        // The rollup's members are the device series: a member holds the id of
+        // its series until the rollup is forgotten. The member is updated
+        // first: where it is does not depend on the device window, so the
+        // processor can fetch both at once.
+        let series = self.devices.intern(&mut device, device_key);
+        let hint = device.member_hint();
+        let mut position = hint;
+        let devices = &mut self.devices;
+        self.rollups.merge_with(rollup, rollup_key, |rollup| {
+            let (at, joined) = rollup.update_member(series, hint, reading);
+            if joined {
+                devices.hold(series);
+            }
+            position = Some(at);
+        });
         self.devices.merge(device, device_key, reading);
-        self.rollups.merge(rollup, rollup_key, reading);
+        if let Some(at) = position.filter(|&at| Some(at) != hint) {
+            self.devices.set_member_hint(device_key, at);
+        }
         Recorded::Accepted
     }
 
@@ -278,7 +305,13 @@ impl Windows {
         let stats = &mut self.stats;
         let config = &self.config;
         self.devices.drain(max_seen, watermark, config, out, stats);
-        self.rollups.drain(max_seen, watermark, config, out, stats);
+        let devices = &mut self.devices;
+        self.rollups
+            .drain_with(max_seen, watermark, config, out, stats, |rollup| {
+                for series in rollup.member_ids() {
+                    devices.release(series);
+                }
+            });
     }
 
     /// Appends a point for every window changed since its last emission, due or

@@ -5,109 +5,84 @@
 //! power state is the one of its latest reading that carried a power state.
 //! Traffic counts each (device, lane) as one lane.
 
-use std::collections::HashMap;
+#[cfg(test)]
+use schemas::Attribute;
+use schemas::{Domain, Reading};
 
-use schemas::{Attribute, Domain, Reading};
-
+use super::key::FastMap;
+use super::keys::KeyId;
+use super::member::{Bin, Lamp, Lane, Member};
 use super::table::{Aggregate, WindowKey};
 use super::WindowConfig;
 use crate::point::{FieldValue, Point};
 
 /// Power states that count as a lit lamp.
 const LIT: &[&str] = &["on", "low", "bootingUp"];
-/// Container states that raise an alarm.
-const BIN_ALARMS: &[&str] = &["burning", "lidOpen", "dropped", "moved", "vandalized"];
-
-/// The latest value by event time; ties go to the later arrival.
-#[derive(Debug, Clone, Copy, Default)]
-struct Latest<T> {
-    at: i64,
-    value: Option<T>,
-}
-
-impl<T: Copy> Latest<T> {
-    fn offer(&mut self, at: i64, value: Option<T>) {
-        if let Some(v) = value {
-            if self.value.is_none() || at >= self.at {
-                self.at = at;
-                self.value = Some(v);
-            }
-        }
-    }
-}
-
-/// What one device (or traffic lane) contributed to the window.
-#[derive(Debug, Clone, Copy, Default)]
-struct Member {
-    power_state: Latest<&'static str>,
-    lamp_status: Latest<&'static str>,
-    power_last: Latest<f64>,
-    power_sum: f64,
-    power_n: u32,
-    fill: Latest<f64>,
-    temperature: Latest<f64>,
-    bin_status: Latest<&'static str>,
-    congested: bool,
-    vehicles: f64,
-    /// Σ speed · count and Σ count over readings that carry both.
-    speed_by_count: f64,
-    speed_count: f64,
-}
-
-impl Member {
-    fn update(&mut self, r: &Reading) {
-        let at = r.time.as_nanos();
-        let v = &r.values;
-        self.power_state.offer(at, v.symbol(Attribute::PowerState));
-        self.lamp_status.offer(at, v.symbol(Attribute::LampStatus));
-        let power = v.number(Attribute::PowerConsumption);
-        self.power_last.offer(at, power);
-        if let Some(p) = power {
-            self.power_sum += p;
-            self.power_n += 1;
-        }
-        self.fill.offer(at, v.number(Attribute::FillingLevel));
-        self.temperature.offer(at, v.number(Attribute::Temperature));
-        self.bin_status.offer(at, v.symbol(Attribute::WasteStatus));
-        self.congested |= v.boolean(Attribute::Congested) == Some(true);
-        let count = v.number(Attribute::Intensity);
-        if let Some(c) = count {
-            self.vehicles += c;
-        }
-        if let (Some(c), Some(s)) = (count, v.number(Attribute::AverageVehicleSpeed)) {
-            self.speed_by_count += s * c;
-            self.speed_count += c;
-        }
-    }
-
-    fn lamp_failed(&self) -> bool {
-        let bad_status = self.lamp_status.value.is_some_and(|s| s != "ok");
-        let dark_while_on =
-            self.power_state.value == Some("on") && self.power_last.value == Some(0.0);
-        bad_status || dark_while_on
-    }
-
-    fn bin_alarm(&self, config: &WindowConfig) -> bool {
-        self.bin_status
-            .value
-            .is_some_and(|s| BIN_ALARMS.contains(&s))
-            || self
-                .temperature
-                .value
-                .is_some_and(|t| t >= config.fire_temperature_c)
-    }
-}
 
 /// One commune's window for one domain.
+///
+/// Its members are the device series of the commune, by the id the device
+/// table gives them ([`CommuneRollup::update_member`]). A rollup fed readings
+/// by [`Aggregate::update`] alone numbers devices and lanes itself.
 #[derive(Debug, Default)]
 pub(crate) struct CommuneRollup {
-    /// Per device, then per lane (usually one entry).
-    members: HashMap<Box<str>, Vec<(Option<u32>, Member)>>,
+    /// In the order they joined.
+    members: Vec<(KeyId, Member)>,
+    /// Position in `members` by id.
+    index: FastMap<KeyId, usize>,
+    /// Ids given by [`Aggregate::update`], by device and lane.
+    names: FastMap<(Box<str>, Option<u32>), KeyId>,
 }
 
 impl CommuneRollup {
-    fn members(&self) -> impl Iterator<Item = &Member> + '_ {
-        self.members.values().flatten().map(|(_, m)| m)
+    fn lamps(&self) -> impl Iterator<Item = &Lamp> + '_ {
+        self.members.iter().filter_map(|(_, m)| match m {
+            Member::Lamp(lamp) => Some(lamp),
+            _ => None,
+        })
+    }
+
+    fn bins(&self) -> impl Iterator<Item = &Bin> + '_ {
+        self.members.iter().filter_map(|(_, m)| match m {
+            Member::Bin(bin) => Some(bin),
+            _ => None,
+        })
+    }
+
+    fn lanes(&self) -> impl Iterator<Item = &Lane> + '_ {
+        self.members.iter().filter_map(|(_, m)| match m {
+            Member::Lane(lane) => Some(lane),
+            _ => None,
+        })
+    }
+
+    /// Folds a reading into the member `id`, looking first at `hint` (where it
+    /// may be among the members). Returns where it is, and whether it joined
+    /// with this reading.
+    pub(crate) fn update_member(
+        &mut self,
+        id: KeyId,
+        hint: Option<usize>,
+        reading: &Reading,
+    ) -> (usize, bool) {
+        let at_hint = hint.filter(|&i| self.members.get(i).is_some_and(|m| m.0 == id));
+        if let Some(i) = at_hint.or_else(|| self.index.get(&id).copied()) {
+            if let Some((_, member)) = self.members.get_mut(i) {
+                member.update(reading);
+                return (i, false);
+            }
+        }
+        let mut member = Member::new(reading.domain);
+        member.update(reading);
+        let position = self.members.len();
+        self.index.insert(id, position);
+        self.members.push((id, member));
+        (position, true)
+    }
+
+    /// The ids of the members.
+    pub(crate) fn member_ids(&self) -> impl Iterator<Item = KeyId> + '_ {
+        self.members.iter().map(|&(id, _)| id)
     }
 }
 
@@ -117,38 +92,27 @@ fn integer(n: usize) -> FieldValue {
 
 impl Aggregate for CommuneRollup {
     fn update(&mut self, reading: &Reading) {
-        let lanes = if let Some(lanes) = self.members.get_mut(reading.device.as_str()) {
-            lanes
-        } else {
-            // Only a device new to the window allocates its key.
-            self.members
-                .entry(reading.device.as_str().into())
-                .or_default()
-        };
-        if let Some((_, member)) = lanes.iter_mut().find(|(lane, _)| *lane == reading.lane) {
-            member.update(reading);
-        } else {
-            let mut member = Member::default();
-            member.update(reading);
-            lanes.push((reading.lane, member));
-        }
+        let next = self.names.len();
+        let name = (reading.device.as_str().into(), reading.lane);
+        let id = *self.names.entry(name).or_insert(next);
+        self.update_member(id, None, reading);
     }
 
     fn write(&self, key: &WindowKey, config: &WindowConfig, point: &mut Point) {
         point.tags.push(("commune".into(), key.commune.to_string()));
-        let reporting = self.members().count();
+        let reporting = self.members.len();
         let fields = &mut point.fields;
         match key.domain {
             Domain::Lighting => {
-                let state = |m: &Member| m.power_state.value;
+                let state = |m: &Lamp| m.power_state.value;
                 let on = self
-                    .members()
+                    .lamps()
                     .filter(|m| state(m).is_some_and(|s| LIT.contains(&s)))
                     .count();
-                let off = self.members().filter(|m| state(m) == Some("off")).count();
-                let failed = self.members().filter(|m| m.lamp_failed()).count();
+                let off = self.lamps().filter(|m| state(m) == Some("off")).count();
+                let failed = self.lamps().filter(|m| m.failed()).count();
                 let load: f64 = self
-                    .members()
+                    .lamps()
                     .filter(|m| m.power_n > 0)
                     .map(|m| m.power_sum / f64::from(m.power_n))
                     .sum();
@@ -162,17 +126,17 @@ impl Aggregate for CommuneRollup {
             }
             Domain::Waste => {
                 let full = self
-                    .members()
+                    .bins()
                     .filter(|m| m.fill.value.is_some_and(|f| f >= config.full_threshold))
                     .count();
-                let alarm = self.members().filter(|m| m.bin_alarm(config)).count();
+                let alarm = self.bins().filter(|m| m.alarm(config)).count();
                 fields.extend([
                     ("bins_reporting".into(), integer(reporting)),
                     ("bins_full".into(), integer(full)),
                     ("bins_alarm".into(), integer(alarm)),
                 ]);
                 let (sum, n) = self
-                    .members()
+                    .bins()
                     .filter_map(|m| m.fill.value)
                     .fold((0.0, 0_u32), |(s, n), f| (s + f, n + 1));
                 if n > 0 {
@@ -180,10 +144,10 @@ impl Aggregate for CommuneRollup {
                 }
             }
             Domain::Traffic => {
-                let congested = self.members().filter(|m| m.congested).count();
-                let vehicles: f64 = self.members().map(|m| m.vehicles).sum();
-                let weighted: f64 = self.members().map(|m| m.speed_by_count).sum();
-                let weight: f64 = self.members().map(|m| m.speed_count).sum();
+                let congested = self.lanes().filter(|m| m.congested).count();
+                let vehicles: f64 = self.lanes().map(|m| m.vehicles).sum();
+                let weighted: f64 = self.lanes().map(|m| m.speed_by_count).sum();
+                let weight: f64 = self.lanes().map(|m| m.speed_count).sum();
                 fields.extend([
                     ("lanes_reporting".into(), integer(reporting)),
                     ("lanes_congested".into(), integer(congested)),

@@ -1,13 +1,26 @@
-//! The machinery every kind of window shares: keys looked up by borrowed parts,
-//! epoch-aligned buckets of windows, and the emit / forget cycle driven by the
-//! highest event time seen and the watermark.
+//! The machinery every kind of window shares: keys looked up by borrowed parts
+//! and numbered while held ([`super::keys`]), epoch-aligned buckets of windows,
+//! and the emit / forget cycle driven by the highest event time seen and the
+//! watermark.
+//!
+//! Every window holds the id of its key, and so does whatever a caller
+//! [`Table::hold`]s it for (a commune member holds its device's id); a key is
+//! forgotten with its last hold.
 
-use std::borrow::{Borrow, Cow};
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+// The tests look keys up in a plain `HashMap` by borrowed parts.
+#[cfg(test)]
+use std::collections::HashMap;
 
 use schemas::{Domain, Reading, Timestamp};
 
+#[cfg(test)]
+use super::key::AsKeyRef;
+use super::key::FastMap;
+pub(crate) use super::key::{KeyRef, WindowKey};
+pub(crate) use super::keys::KeyId;
+use super::keys::{hint, Keys};
 use super::{WindowConfig, WindowStats};
 use crate::point::Point;
 
@@ -20,97 +33,9 @@ pub(crate) trait Aggregate: Default {
     fn write(&self, key: &WindowKey, config: &WindowConfig, point: &mut Point);
 }
 
-/// Which series a window belongs to. Commune rollups leave `device` empty and
-/// `lane` unset.
-#[derive(Debug, Clone)]
-pub(crate) struct WindowKey {
-    pub(crate) domain: Domain,
-    pub(crate) commune: Box<str>,
-    pub(crate) device: Box<str>,
-    pub(crate) lane: Option<u32>,
-}
-
-/// A key made of borrowed parts, to look a window up without allocating.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct KeyRef<'a> {
-    pub(crate) domain: Domain,
-    pub(crate) commune: &'a str,
-    pub(crate) device: &'a str,
-    pub(crate) lane: Option<u32>,
-}
-
-impl KeyRef<'_> {
-    fn to_owned_key(self) -> WindowKey {
-        WindowKey {
-            domain: self.domain,
-            commune: self.commune.into(),
-            device: self.device.into(),
-            lane: self.lane,
-        }
-    }
-}
-
-/// Both key forms seen as the same thing, so that a `HashMap<WindowKey, _>`
-/// answers lookups by a [`KeyRef`].
-pub(crate) trait AsKeyRef {
-    fn key_ref(&self) -> KeyRef<'_>;
-}
-
-impl AsKeyRef for WindowKey {
-    fn key_ref(&self) -> KeyRef<'_> {
-        KeyRef {
-            domain: self.domain,
-            commune: &self.commune,
-            device: &self.device,
-            lane: self.lane,
-        }
-    }
-}
-
-impl AsKeyRef for KeyRef<'_> {
-    fn key_ref(&self) -> KeyRef<'_> {
-        *self
-    }
-}
-
-impl<'a> Borrow<dyn AsKeyRef + 'a> for WindowKey {
-    fn borrow(&self) -> &(dyn AsKeyRef + 'a) {
-        self
-    }
-}
-
-impl Hash for dyn AsKeyRef + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key_ref().hash(state);
-    }
-}
-
-impl PartialEq for dyn AsKeyRef + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.key_ref() == other.key_ref()
-    }
-}
-
-impl Eq for dyn AsKeyRef + '_ {}
-
-// Must hash exactly as `dyn AsKeyRef` does, which `Borrow` requires.
-impl Hash for WindowKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key_ref().hash(state);
-    }
-}
-
-impl PartialEq for WindowKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.key_ref() == other.key_ref()
-    }
-}
-
-impl Eq for WindowKey {}
-
 #[derive(Debug)]
 struct Slot<A> {
-    key: WindowKey,
+    id: KeyId,
     aggregate: A,
     /// Changed since its last emission (or never emitted).
     dirty: bool,
@@ -122,7 +47,8 @@ struct Slot<A> {
 /// bucket at a time, so slot indices stay valid for the bucket's life.
 #[derive(Debug)]
 struct Bucket<A> {
-    index: HashMap<WindowKey, usize>,
+    /// Slot by key id.
+    index: FastMap<KeyId, usize>,
     slots: Vec<Slot<A>>,
     /// Slots with `dirty` set, each once.
     dirty: Vec<usize>,
@@ -131,23 +57,31 @@ struct Bucket<A> {
 impl<A> Default for Bucket<A> {
     fn default() -> Self {
         Self {
-            index: HashMap::new(),
+            index: FastMap::default(),
             slots: Vec::new(),
             dirty: Vec::new(),
         }
     }
 }
 
-/// A window found by [`Table::find`]: its bucket start and slot, if it exists.
+/// A window found by [`Table::find`]: its bucket start, the id of its key and
+/// its slot, when they exist.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Found {
     start: i64,
+    id: Option<KeyId>,
     slot: Option<usize>,
+    member: u32,
 }
 
 impl Found {
     pub(crate) fn exists(self) -> bool {
         self.slot.is_some()
+    }
+
+    /// The hint kept with [`Table::set_member_hint`], if the key has one.
+    pub(crate) fn member_hint(self) -> Option<usize> {
+        usize::try_from(self.member).ok()
     }
 }
 
@@ -157,6 +91,7 @@ pub(crate) struct Table<A> {
     width_ns: i64,
     /// Measurement per domain, in [`Domain::ALL`] order.
     measurements: [Cow<'static, str>; 3],
+    keys: Keys,
     buckets: BTreeMap<i64, Bucket<A>>,
     open: usize,
 }
@@ -176,6 +111,7 @@ impl<A: Aggregate> Table<A> {
         Self {
             width_ns: i64::from(width_s.max(1)) * 1_000_000_000,
             measurements: Domain::ALL.map(|d| Cow::Owned(measurement(d))),
+            keys: Keys::default(),
             buckets: BTreeMap::new(),
             open: 0,
         }
@@ -184,6 +120,12 @@ impl<A: Aggregate> Table<A> {
     /// How many windows are held.
     pub(crate) fn open(&self) -> usize {
         self.open
+    }
+
+    /// How many keys are held.
+    #[cfg(test)]
+    pub(crate) fn held_keys(&self) -> usize {
+        self.keys.len()
     }
 
     /// The start of the window holding `t`.
@@ -199,39 +141,89 @@ impl<A: Aggregate> Table<A> {
 
     /// Looks up the window of `key` starting at `start`.
     pub(crate) fn find(&self, start: i64, key: KeyRef<'_>) -> Found {
-        let slot = self
-            .buckets
-            .get(&start)
-            .and_then(|b| b.index.get(&key as &dyn AsKeyRef).copied());
-        Found { start, slot }
+        let handle = self.keys.get(key);
+        let slot = handle.zip(self.buckets.get(&start)).and_then(|(h, b)| {
+            // Most readings go to the key's latest window: the slot is the
+            // key's own if it holds the key's id (a bucket holds a key once).
+            let (latest_start, latest_slot) = h.latest;
+            let latest = usize::try_from(latest_slot).ok().filter(|&slot| {
+                latest_start == start && b.slots.get(slot).is_some_and(|s| s.id == h.id)
+            });
+            latest.or_else(|| b.index.get(&h.id).copied())
+        });
+        Found {
+            start,
+            id: handle.map(|h| h.id),
+            slot,
+            member: handle.map_or(u32::MAX, |h| h.member),
+        }
     }
 
-    /// Folds a reading into the window `found` (opening it when it does not exist).
-    pub(crate) fn merge(&mut self, found: Found, key: KeyRef<'_>, reading: &Reading) {
+    /// Keeps a number with the key of `key`, given back by [`Table::find`]
+    /// while the key is held; the caller checks it before use.
+    pub(crate) fn set_member_hint(&mut self, key: KeyRef<'_>, position: usize) {
+        self.keys.hint(key, |h| h.member = hint(position));
+    }
+
+    /// Gives the key of `found` an id if it has none yet. Nothing holds the
+    /// id until the window is opened or the id is [`Table::hold`]en.
+    pub(crate) fn intern(&mut self, found: &mut Found, key: KeyRef<'_>) -> KeyId {
+        let id = found.id.unwrap_or_else(|| self.keys.intern(key));
+        found.id = Some(id);
+        id
+    }
+
+    /// Folds a reading into the window `found` (opening it when it does not
+    /// exist) and returns the id of its key.
+    pub(crate) fn merge(&mut self, found: Found, key: KeyRef<'_>, reading: &Reading) -> KeyId {
+        self.merge_with(found, key, |aggregate| aggregate.update(reading))
+    }
+
+    /// As [`Table::merge`], with `update` folding the reading in.
+    pub(crate) fn merge_with(
+        &mut self,
+        found: Found,
+        key: KeyRef<'_>,
+        update: impl FnOnce(&mut A),
+    ) -> KeyId {
+        let id = found.id.unwrap_or_else(|| self.keys.intern(key));
         let bucket = self.buckets.entry(found.start).or_default();
         let index = match found.slot {
             Some(index) if index < bucket.slots.len() => index,
             _ => {
                 let index = bucket.slots.len();
-                let key = key.to_owned_key();
-                bucket.index.insert(key.clone(), index);
+                bucket.index.insert(id, index);
                 bucket.slots.push(Slot {
-                    key,
+                    id,
                     aggregate: A::default(),
                     dirty: false,
                     emitted: false,
                 });
+                self.keys.hold(id);
+                let start = found.start;
+                self.keys.hint(key, |h| h.latest = (start, hint(index)));
                 self.open += 1;
                 index
             }
         };
         if let Some(slot) = bucket.slots.get_mut(index) {
-            slot.aggregate.update(reading);
+            update(&mut slot.aggregate);
             if !slot.dirty {
                 slot.dirty = true;
                 bucket.dirty.push(index);
             }
         }
+        id
+    }
+
+    /// Holds `id` for someone other than a window of this table.
+    pub(crate) fn hold(&mut self, id: KeyId) {
+        self.keys.hold(id);
+    }
+
+    /// Lets go of an id taken with [`Table::hold`].
+    pub(crate) fn release(&mut self, id: KeyId) {
+        self.keys.release(id);
     }
 
     /// Emits the changed windows whose end the highest event time has reached,
@@ -244,18 +236,44 @@ impl<A: Aggregate> Table<A> {
         out: &mut Vec<Point>,
         stats: &mut WindowStats,
     ) {
+        self.drain_with(max_seen, watermark, config, out, stats, |_| {});
+    }
+
+    /// As [`Table::drain`], showing every window to `forget` before it goes.
+    pub(crate) fn drain_with(
+        &mut self,
+        max_seen: i64,
+        watermark: i64,
+        config: &WindowConfig,
+        out: &mut Vec<Point>,
+        stats: &mut WindowStats,
+        mut forget: impl FnMut(&A),
+    ) {
         let width = self.width_ns;
         for (&start, bucket) in &mut self.buckets {
             if start.saturating_add(width) > max_seen {
                 break;
             }
-            emit(&self.measurements, start, bucket, config, out, stats);
+            emit(
+                &self.measurements,
+                &self.keys,
+                start,
+                bucket,
+                config,
+                out,
+                stats,
+            );
         }
         while let Some(entry) = self.buckets.first_entry() {
             if entry.key().saturating_add(width) > watermark {
                 break;
             }
-            self.open = self.open.saturating_sub(entry.remove().slots.len());
+            let bucket = entry.remove();
+            self.open = self.open.saturating_sub(bucket.slots.len());
+            for slot in &bucket.slots {
+                forget(&slot.aggregate);
+                self.keys.release(slot.id);
+            }
         }
     }
 
@@ -267,26 +285,39 @@ impl<A: Aggregate> Table<A> {
         stats: &mut WindowStats,
     ) {
         for (&start, bucket) in &mut self.buckets {
-            emit(&self.measurements, start, bucket, config, out, stats);
+            emit(
+                &self.measurements,
+                &self.keys,
+                start,
+                bucket,
+                config,
+                out,
+                stats,
+            );
         }
     }
 }
 
 fn emit<A: Aggregate>(
     measurements: &[Cow<'static, str>; 3],
+    keys: &Keys,
     start: i64,
     bucket: &mut Bucket<A>,
     config: &WindowConfig,
     out: &mut Vec<Point>,
     stats: &mut WindowStats,
 ) {
+    out.reserve(bucket.dirty.len());
     for index in bucket.dirty.drain(..) {
         let Some(slot) = bucket.slots.get_mut(index) else {
             continue;
         };
-        let measurement = measurements[domain_index(slot.key.domain)].clone();
+        let Some(key) = keys.key(slot.id) else {
+            continue;
+        };
+        let measurement = measurements[domain_index(key.domain)].clone();
         let mut point = Point::new(measurement, Timestamp::from_nanos(start));
-        slot.aggregate.write(&slot.key, config, &mut point);
+        slot.aggregate.write(key, config, &mut point);
         if slot.emitted {
             stats.corrections += 1;
         }

@@ -237,3 +237,43 @@ fn extreme_times_do_not_panic() {
     w.drain(&mut Vec::new());
     w.flush_all(&mut Vec::new());
 }
+
+#[test]
+fn keys_are_forgotten_with_the_windows_that_hold_them() {
+    let mut w = Windows::new(WindowConfig::default());
+    for device in ["l-1", "l-2", "l-3"] {
+        w.record(&lamp(device, 0, 1.0));
+        w.record(&lamp(device, 70, 2.0));
+    }
+    assert_eq!((w.devices.held_keys(), w.rollups.held_keys()), (3, 1));
+    // The device windows of the first minute go; the rollup still holds its
+    // members' keys, and so do the second minute's windows.
+    w.advance(Timestamp::from_secs(400));
+    drained(&mut w);
+    assert_eq!((w.devices.held_keys(), w.rollups.held_keys()), (3, 1));
+    w.advance(Timestamp::from_secs(1_200));
+    drained(&mut w);
+    assert_eq!(w.stats().open_windows, 0);
+    assert_eq!((w.devices.held_keys(), w.rollups.held_keys()), (0, 0));
+    // Ids freed are given again, to other devices, without mixing them up.
+    w.record(&lamp("l-9", 1_200, 5.0));
+    w.record(&lamp("l-8", 1_210, 7.0));
+    w.record(&lamp("l-9", 1_220, 0.0));
+    w.advance(Timestamp::from_secs(2_100));
+    let out = drained(&mut w);
+    let rollup = find(&out, "lighting_commune_15m").expect("rollup");
+    assert_eq!(rollup.get("lamps_reporting"), Some(&FieldValue::Integer(2)));
+    assert_eq!(rollup.get("load_w"), Some(&FieldValue::Float(9.5)));
+    let l9 = out
+        .iter()
+        .find(|p| p.tag_value("device") == Some("l-9"))
+        .expect("l-9");
+    assert_eq!(l9.get("count"), Some(&FieldValue::Integer(2)));
+    assert_eq!(l9.get("power_w_last"), Some(&FieldValue::Float(0.0)));
+}
+
+#[test]
+fn windows_can_move_between_threads() {
+    fn send<T: Send>(_: &T) {}
+    send(&Windows::new(WindowConfig::default()));
+}

@@ -1,0 +1,333 @@
+//! The keys a table holds, each under a small number (its id) while anything
+//! holds it.
+//!
+//! Every reading looks its key up once. The key's text (commune and device) is
+//! kept inside the map's own memory when it is short, as it nearly always is,
+//! so the lookup hashes and compares without following a pointer; and next to
+//! it, the key's latest window, so the lookup usually finds the window too.
+//!
+//! Ids are counted: every window of a key holds its id, and so may others (the
+//! commune members of [`super::rollup`]). A key is forgotten and its id reused
+//! once nothing holds it, so a table never keeps more keys than there are
+//! windows and members that hold them.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use schemas::Domain;
+
+use super::key::{AsKeyRef, FastState, KeyRef, WindowKey};
+
+/// The number a table gives a key while it holds it.
+pub(crate) type KeyId = usize;
+
+/// How many bytes of commune and device text a key keeps in place.
+const INLINE: usize = 45;
+
+/// A key's text: the commune's bytes, then the device's.
+#[derive(Debug, Clone)]
+enum Text {
+    Inline {
+        commune: u8,
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Heap {
+        commune: usize,
+        bytes: Box<[u8]>,
+    },
+}
+
+impl Text {
+    fn new(commune: &str, device: &str) -> Self {
+        let len = commune.len() + device.len();
+        match (u8::try_from(commune.len()), u8::try_from(len)) {
+            (Ok(split), Ok(total)) if len <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..commune.len()].copy_from_slice(commune.as_bytes());
+                bytes[commune.len()..len].copy_from_slice(device.as_bytes());
+                Text::Inline {
+                    commune: split,
+                    len: total,
+                    bytes,
+                }
+            }
+            _ => Text::Heap {
+                commune: commune.len(),
+                bytes: [commune.as_bytes(), device.as_bytes()].concat().into(),
+            },
+        }
+    }
+
+    /// The commune's bytes and the device's.
+    fn parts(&self) -> (&[u8], &[u8]) {
+        match self {
+            Text::Inline {
+                commune,
+                len,
+                bytes,
+            } => bytes[..usize::from(*len)].split_at(usize::from(*commune)),
+            Text::Heap { commune, bytes } => bytes.split_at(*commune),
+        }
+    }
+}
+
+/// A key as the map holds it.
+#[derive(Debug, Clone)]
+struct Packed {
+    domain: Domain,
+    lane: Option<u32>,
+    text: Text,
+}
+
+/// What a lookup compares and hashes, whichever form the key is in.
+#[derive(PartialEq, Eq)]
+struct Parts<'a> {
+    domain: Domain,
+    lane: Option<u32>,
+    commune: &'a [u8],
+    device: &'a [u8],
+}
+
+impl Hash for Parts<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The small parts and where the commune ends in one word, then the
+        // text: three writes instead of seven.
+        let lane = self.lane.map_or(0, |l| u64::from(l) + 1);
+        let commune = self.commune.len() as u64;
+        state.write_u64(lane ^ ((self.domain as u64) << 34) ^ (commune << 36));
+        state.write(self.commune);
+        state.write(self.device);
+    }
+}
+
+trait AsParts {
+    fn parts(&self) -> Parts<'_>;
+}
+
+impl AsParts for Packed {
+    fn parts(&self) -> Parts<'_> {
+        let (commune, device) = self.text.parts();
+        Parts {
+            domain: self.domain,
+            lane: self.lane,
+            commune,
+            device,
+        }
+    }
+}
+
+impl AsParts for KeyRef<'_> {
+    fn parts(&self) -> Parts<'_> {
+        Parts {
+            domain: self.domain,
+            lane: self.lane,
+            commune: self.commune.as_bytes(),
+            device: self.device.as_bytes(),
+        }
+    }
+}
+
+impl<'a> Borrow<dyn AsParts + 'a> for Packed {
+    fn borrow(&self) -> &(dyn AsParts + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn AsParts + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for dyn AsParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn AsParts + '_ {}
+
+// Must hash exactly as `dyn AsParts` does, which `Borrow` requires.
+impl Hash for Packed {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for Packed {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for Packed {}
+
+/// What a lookup finds: the key's id, and hints that save further lookups
+/// and are checked before use.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Handle {
+    pub(crate) id: KeyId,
+    /// The bucket start and slot of the key's latest window.
+    pub(crate) latest: (i64, u32),
+    /// The key's position among the members of the commune rollup it last
+    /// joined.
+    pub(crate) member: u32,
+}
+
+/// A position as a hint: one too large to fit is a hint that never matches.
+pub(crate) fn hint(position: usize) -> u32 {
+    u32::try_from(position).unwrap_or(u32::MAX)
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// `None` once forgotten (the id is free).
+    key: Option<WindowKey>,
+    /// How many windows and members hold the id.
+    holds: usize,
+}
+
+/// Keys by id, and ids by key.
+#[derive(Debug, Default)]
+pub(crate) struct Keys {
+    handles: HashMap<Packed, Handle, FastState>,
+    entries: Vec<Entry>,
+    free: Vec<KeyId>,
+}
+
+impl Keys {
+    pub(crate) fn get(&self, key: KeyRef<'_>) -> Option<Handle> {
+        self.handles.get(&key as &dyn AsParts).copied()
+    }
+
+    /// The id of `key`, given one if it has none; nothing holds it yet.
+    pub(crate) fn intern(&mut self, key: KeyRef<'_>) -> KeyId {
+        if let Some(handle) = self.get(key) {
+            return handle.id;
+        }
+        let entry = Entry {
+            key: Some(key.to_owned_key()),
+            holds: 0,
+        };
+        let id = if let Some(id) = self.free.pop() {
+            self.entries[id] = entry;
+            id
+        } else {
+            self.entries.push(entry);
+            self.entries.len() - 1
+        };
+        let packed = Packed {
+            domain: key.domain,
+            lane: key.lane,
+            text: Text::new(key.commune, key.device),
+        };
+        let handle = Handle {
+            id,
+            latest: (i64::MIN, u32::MAX),
+            member: u32::MAX,
+        };
+        self.handles.insert(packed, handle);
+        id
+    }
+
+    /// Changes the hints of `key`.
+    pub(crate) fn hint(&mut self, key: KeyRef<'_>, change: impl FnOnce(&mut Handle)) {
+        if let Some(handle) = self.handles.get_mut(&key as &dyn AsParts) {
+            change(handle);
+        }
+    }
+
+    pub(crate) fn key(&self, id: KeyId) -> Option<&WindowKey> {
+        self.entries.get(id).and_then(|e| e.key.as_ref())
+    }
+
+    pub(crate) fn hold(&mut self, id: KeyId) {
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.holds += 1;
+        }
+    }
+
+    /// Lets go of `id`; the last to let go forgets the key.
+    pub(crate) fn release(&mut self, id: KeyId) {
+        let Some(entry) = self.entries.get_mut(id) else {
+            return;
+        };
+        entry.holds = entry.holds.saturating_sub(1);
+        if entry.holds == 0 {
+            if let Some(key) = entry.key.take() {
+                self.handles.remove(&key.key_ref() as &dyn AsParts);
+                self.free.push(id);
+            }
+        }
+    }
+
+    /// How many keys are held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.handles.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key<'a>(commune: &'a str, device: &'a str, lane: Option<u32>) -> KeyRef<'a> {
+        KeyRef {
+            domain: Domain::Traffic,
+            commune,
+            device,
+            lane,
+        }
+    }
+
+    #[test]
+    fn short_and_long_keys_are_told_apart_by_every_part() {
+        let long = "c".repeat(300);
+        let mut keys = Keys::default();
+        let cases = [
+            key("rabat", "c-1", None),
+            key("rabat", "c-1", Some(1)),
+            key("rabatc", "-1", None),
+            key("", "", None),
+            key(&long, "c-1", None),
+            key("rabat", &long, None),
+            key(&long[..40], &long[..5], None),
+            key(&long[..5], &long[..40], None),
+        ];
+        let ids: Vec<_> = cases.iter().map(|&k| keys.intern(k)).collect();
+        for (i, &k) in cases.iter().enumerate() {
+            assert_eq!(keys.get(k).map(|h| h.id), Some(ids[i]));
+            assert_eq!(keys.intern(k), ids[i]);
+            let owned = keys.key(ids[i]).map(|o| o.key_ref());
+            assert_eq!(owned, Some(k));
+        }
+        assert_eq!(keys.len(), cases.len());
+        let other = KeyRef {
+            domain: Domain::Waste,
+            ..cases[0]
+        };
+        assert!(keys.get(other).is_none());
+    }
+
+    #[test]
+    fn a_key_is_forgotten_with_its_last_hold_and_its_id_reused() {
+        let mut keys = Keys::default();
+        let a = keys.intern(key("rabat", "c-1", None));
+        keys.hold(a);
+        keys.hold(a);
+        keys.release(a);
+        assert_eq!(keys.len(), 1);
+        keys.release(a);
+        assert_eq!(keys.len(), 0);
+        assert!(keys.get(key("rabat", "c-1", None)).is_none());
+        let b = keys.intern(key("sale", "c-2", None));
+        assert_eq!(b, a);
+        assert_eq!(
+            keys.key(b).map(|k| k.key_ref()),
+            Some(key("sale", "c-2", None))
+        );
+    }
+}

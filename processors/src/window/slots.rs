@@ -1,0 +1,223 @@
+//! Fields of a device window by number. Every field name has one slot, so a
+//! window finds the running figures of a field without comparing names, knows
+//! where the field goes in its point from a table, and writes names
+//! (`power_w_mean`, …) that are made once per process.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use schemas::{Attribute, Domain, Reading, Value};
+
+use crate::normalize::{self, Field, FLOW_VPH, PERIOD_S};
+
+/// One slot per attribute, then the two derived fields. Attributes written
+/// under the same field name (`status`) share the slot of the first of them.
+pub(crate) const SLOTS: usize = Attribute::COUNT + 2;
+
+/// The slot of `period_s`.
+const PERIOD: usize = slot_named(PERIOD_S, Attribute::COUNT);
+/// The slot of `flow_vph`.
+const FLOW: usize = slot_named(FLOW_VPH, Attribute::COUNT + 1);
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The slot of the field `name`: the first attribute written under that name,
+/// else `otherwise`.
+const fn slot_named(name: &str, otherwise: usize) -> usize {
+    let mut i = 0;
+    while i < Attribute::COUNT {
+        if same(Attribute::ALL[i].field(), name) {
+            return i;
+        }
+        i += 1;
+    }
+    otherwise
+}
+
+/// The slot of each attribute, in [`Attribute::ALL`] order.
+const ATTRIBUTE_SLOTS: [usize; Attribute::COUNT] = {
+    let mut slots = [0; Attribute::COUNT];
+    let mut i = 0;
+    while i < Attribute::COUNT {
+        slots[i] = slot_named(Attribute::ALL[i].field(), i);
+        i += 1;
+    }
+    slots
+};
+
+/// The field name of each slot.
+const NAMES: [&str; SLOTS] = {
+    let mut names = [""; SLOTS];
+    let mut i = 0;
+    while i < Attribute::COUNT {
+        names[i] = Attribute::ALL[i].field();
+        i += 1;
+    }
+    names[Attribute::COUNT] = PERIOD_S;
+    names[Attribute::COUNT + 1] = FLOW_VPH;
+    names
+};
+
+/// Whether an attribute is one a device of `domain` sends.
+const fn ours(attribute: Attribute, domain: Domain) -> bool {
+    match attribute.domain() {
+        None => true,
+        Some(d) => d as u8 == domain as u8,
+    }
+}
+
+/// Where a field goes in the output of a `domain` window: the domain's
+/// attributes in table order, then the derived fields, then anything else
+/// (among which the name decides).
+const fn rank_of(domain: Domain, slot: usize) -> usize {
+    let mut i = 0;
+    while i < Attribute::COUNT {
+        if ours(Attribute::ALL[i], domain) && ATTRIBUTE_SLOTS[i] == slot {
+            return i;
+        }
+        i += 1;
+    }
+    if slot == PERIOD {
+        Attribute::COUNT
+    } else if slot == FLOW {
+        Attribute::COUNT + 1
+    } else {
+        Attribute::COUNT + 2
+    }
+}
+
+/// [`rank_of`] for every domain (in [`Domain::ALL`] order) and slot.
+const RANKS: [[usize; SLOTS]; 3] = {
+    let mut ranks = [[0; SLOTS]; 3];
+    let mut d = 0;
+    while d < 3 {
+        let mut slot = 0;
+        while slot < SLOTS {
+            ranks[d][slot] = rank_of(Domain::ALL[d], slot);
+            slot += 1;
+        }
+        d += 1;
+    }
+    ranks
+};
+
+// `RANKS` is looked up by `domain as usize`, which must be the domain's place
+// in `Domain::ALL`.
+const _: () = {
+    let mut d = 0;
+    while d < 3 {
+        assert!(Domain::ALL[d] as usize == d);
+        d += 1;
+    }
+};
+
+/// The order of a field in the output of a `domain` window: by rank, then name.
+pub(crate) fn order(domain: Domain, slot: usize) -> (usize, &'static str) {
+    (RANKS[domain as usize][slot], NAMES[slot])
+}
+
+/// Every field of a reading with its slot, as [`normalize::fields`] gives them.
+pub(crate) fn fields(reading: &Reading) -> impl Iterator<Item = (usize, Field)> + '_ {
+    let attributes = reading.values.iter().map(|(a, v)| {
+        let field = match v {
+            Value::Number(n) => Field::Float(a.field(), n),
+            Value::Symbol(s) => Field::String(a.field(), s),
+            Value::Bool(b) => Field::Boolean(a.field(), b),
+        };
+        (ATTRIBUTE_SLOTS[a.index()], field)
+    });
+    let period = reading
+        .period_s
+        .map(|p| (PERIOD, Field::Float(PERIOD_S, f64::from(p))));
+    let flow = normalize::flow_vph(reading).map(|f| (FLOW, Field::Float(FLOW_VPH, f)));
+    attributes.chain(period).chain(flow)
+}
+
+/// A figure of a numeric field, as its name ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Suffix {
+    Mean,
+    Min,
+    Max,
+    Last,
+}
+
+/// `{field}_{suffix}` for every slot, made on first use.
+static SUFFIXED: LazyLock<[[String; 4]; SLOTS]> = LazyLock::new(|| {
+    std::array::from_fn(|slot| {
+        ["mean", "min", "max", "last"].map(|suffix| format!("{}_{suffix}", NAMES[slot]))
+    })
+});
+
+/// The name a figure of the field in `slot` is written as.
+pub(crate) fn suffixed(slot: usize, suffix: Suffix) -> Cow<'static, str> {
+    Cow::Borrowed(SUFFIXED[slot][suffix as usize].as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::Timestamp;
+
+    fn everything(domain: Domain) -> Reading {
+        let mut r = Reading::new(domain, "rabat", "d-1", Timestamp::from_secs(0));
+        for &a in Attribute::ALL {
+            let value = match a.kind() {
+                schemas::Kind::Number { min, .. } => Value::Number(min),
+                schemas::Kind::Symbol(set) => Value::Symbol(set[0]),
+                schemas::Kind::Bool => Value::Bool(true),
+            };
+            r.values.set(a, value);
+        }
+        r.period_s = Some(60);
+        r
+    }
+
+    #[test]
+    fn slots_follow_normalized_fields_and_their_names() {
+        for domain in Domain::ALL {
+            let r = everything(domain);
+            let ours: Vec<_> = fields(&r).collect();
+            let theirs: Vec<_> = normalize::fields(&r).collect();
+            assert_eq!(ours.iter().map(|(_, f)| *f).collect::<Vec<_>>(), theirs);
+            for (slot, field) in ours {
+                assert_eq!(NAMES[slot], field.name());
+                // One slot per name, whichever attribute carries it.
+                assert_eq!(slot_named(field.name(), slot), slot);
+            }
+        }
+    }
+
+    #[test]
+    fn ranks_put_the_domain_first_then_derived_fields() {
+        let status = ATTRIBUTE_SLOTS[Attribute::WasteStatus.index()];
+        assert_eq!(status, ATTRIBUTE_SLOTS[Attribute::LampStatus.index()]);
+        assert_eq!(
+            order(Domain::Lighting, status).0,
+            Attribute::LampStatus.index()
+        );
+        assert_eq!(
+            order(Domain::Waste, status).0,
+            Attribute::WasteStatus.index()
+        );
+        assert_eq!(order(Domain::Traffic, status).0, Attribute::COUNT + 2);
+        assert_eq!(order(Domain::Traffic, PERIOD).0, Attribute::COUNT);
+        assert_eq!(order(Domain::Traffic, FLOW).0, Attribute::COUNT + 1);
+        let power = ATTRIBUTE_SLOTS[Attribute::PowerConsumption.index()];
+        assert_eq!(suffixed(power, Suffix::Mean), "power_w_mean");
+        assert_eq!(suffixed(FLOW, Suffix::Last), "flow_vph_last");
+    }
+}
