@@ -1,1 +1,25 @@
 //! The ingestion service: MQTT in, InfluxDB out.
+//!
+//! - [`app`]: the wiring of the stages, and their shutdown in order.
+//! - [`config`]: layered configuration (defaults, TOML file, environment).
+//! - [`message`]: what travels between the stages.
+//! - [`http`]: `/healthz`, `/readyz` and `/metrics`.
+//! - [`logging`]: human or JSON log lines.
+//! - [`health`]: readiness as the stages report it.
+//! - [`process`]: the processor stage: decode, window, encode.
+//! - [`metrics`]: every exported metric, named in one place.
+//! - [`mqtt`]: the MQTT source, its options and the dead-letter publisher.
+//! - [`broker`]: the embedded MQTT broker of the default setup.
+//! - [`sink`]: batching, writing to InfluxDB or files, retries, refused lines.
+
+pub mod app;
+pub mod broker;
+pub mod config;
+pub mod health;
+pub mod http;
+pub mod logging;
+pub mod message;
+pub mod metrics;
+pub mod mqtt;
+pub mod process;
+pub mod sink;

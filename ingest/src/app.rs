@@ -1,0 +1,186 @@
+//! Wiring: starts the stages, then stops them in order — stop reading, drain
+//! the processor (open windows are flushed), flush the sink — so that a
+//! shutdown writes everything it took in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::mqtt::{DeadLetterPublisher, Source};
+use crate::process::{self, Processor};
+
+/// Room for dead letters between the stages and their publisher.
+const DEAD_LETTER_CHANNEL: usize = 1024;
+/// How long the dead-letter publisher may take to send what is left at shutdown.
+const DEAD_LETTER_DRAIN: Duration = Duration::from_secs(10);
+
+/// Runs the service until SIGINT or SIGTERM, then shuts down in order. A
+/// second signal exits at once.
+pub async fn run_until_signal(cfg: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: stopping (a second signal exits at once)");
+        trigger.cancel();
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting without finishing the shutdown");
+        std::process::exit(130);
+    });
+    run(cfg, shutdown).await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the service until `shutdown` is cancelled (or a stage fails), then
+/// stops it in order.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let password = cfg.mqtt_password()?;
+    let token = cfg.influx_token()?;
+
+    let _broker = if cfg.broker.enabled {
+        let b = crate::broker::start(&cfg.broker, &cfg.mqtt).await?;
+        tracing::info!(addr = %b.addr(), "embedded MQTT broker started");
+        Some(b)
+    } else {
+        None
+    };
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let health = Health::default();
+    let http_stop = CancellationToken::new();
+    let http = if cfg.http.enabled {
+        Some(
+            crate::http::serve(
+                cfg.http.listen,
+                Arc::new(registry),
+                health.clone(),
+                http_stop.clone(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
+    let (message_tx, message_rx) = mpsc::channel(cfg.pipeline.channel_batches);
+    let (line_tx, line_rx) = mpsc::channel(cfg.pipeline.channel_batches);
+    let (dead_tx, dead_rx) = mpsc::channel(DEAD_LETTER_CHANNEL);
+
+    let publisher = DeadLetterPublisher::new(
+        &cfg.mqtt,
+        password.as_deref(),
+        &cfg.dead_letter,
+        metrics.clone(),
+    )
+    .context("dead-letter connection")?;
+    let dead_letters = tokio::spawn(publisher.run(dead_rx));
+
+    let sink = tokio::spawn(crate::sink::run(
+        cfg.sink.clone(),
+        token,
+        line_rx,
+        dead_tx.clone(),
+        metrics.clone(),
+        health.clone(),
+    ));
+    let processor = tokio::spawn(process::run(
+        Processor::new(&cfg, metrics.clone())?,
+        message_rx,
+        line_tx,
+        dead_tx,
+        Duration::from_secs(u64::from(cfg.windows.idle_advance_s)),
+        shutdown.clone(),
+    ));
+    let source_stop = CancellationToken::new();
+    let source = Source::new(
+        &cfg.mqtt,
+        password.as_deref(),
+        cfg.pipeline.source_batch,
+        message_tx,
+        metrics.clone(),
+        health.clone(),
+    )
+    .context("MQTT connection")?;
+    let source = tokio::spawn(source.run(source_stop.clone()));
+    tracing::info!(
+        broker = %format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port),
+        sink = ?cfg.sink.kind,
+        "ingest running"
+    );
+
+    let mut sink = sink;
+    let early = tokio::select! {
+        () = shutdown.cancelled() => None,
+        r = &mut sink => Some(r),
+    };
+    if let Some(r) = early {
+        // The sink ends only when its input closes; ending first is a failure.
+        source_stop.cancel();
+        let _ = source.await;
+        let _ = processor.await;
+        http_stop.cancel();
+        dead_letters.abort();
+        return match r {
+            Ok(Err(e)) => Err(e.context("sink")),
+            Ok(Ok(())) => Err(anyhow::anyhow!("the sink stopped unexpectedly")),
+            Err(e) => Err(anyhow::anyhow!("sink task failed: {e}")),
+        };
+    }
+    tracing::info!("stopping: no more reading from the broker");
+    source_stop.cancel();
+    if let Err(e) = source.await {
+        tracing::error!(error = %e, "MQTT source task failed");
+    }
+    if let Err(e) = processor.await {
+        tracing::error!(error = %e, "processor task failed");
+    }
+    tracing::info!("processor drained; flushing the sink");
+    let sunk = sink.await;
+    match tokio::time::timeout(DEAD_LETTER_DRAIN, dead_letters).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "dead-letter task failed"),
+        Err(_) => tracing::warn!("dead letters left unpublished at shutdown"),
+    }
+    http_stop.cancel();
+    if let Some((_, task)) = http {
+        let _ = task.await;
+    }
+    match sunk {
+        Ok(Ok(())) => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.context("sink")),
+        Err(e) => Err(anyhow::anyhow!("sink task failed: {e}")),
+    }
+}

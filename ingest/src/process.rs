@@ -1,0 +1,365 @@
+//! The processor stage: decode, window and encode. The logic is the pure
+//! [`Processor`]; [`run`] is the thin async loop around it.
+
+use std::time::Duration;
+
+use processors::encode::{encode_point, encode_reading};
+use processors::window::{WindowStats, Windows};
+use processors::Point;
+use schemas::decode::Decoder;
+use schemas::{Applications, Reading, Timestamp};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::message::{DeadLetter, LineBatch, Message, MessageBatch};
+use crate::metrics::Metrics;
+
+/// Decodes messages, aggregates readings and encodes lines.
+#[derive(Debug)]
+pub struct Processor {
+    decoder: Decoder,
+    windows: Option<Windows>,
+    metrics: Metrics,
+    readings: Vec<Reading>,
+    points: Vec<Point>,
+    stats: WindowStats,
+}
+
+impl Processor {
+    /// A processor for a configuration (already validated).
+    pub fn new(cfg: &Config, metrics: Metrics) -> anyhow::Result<Self> {
+        let applications = Applications::new(&cfg.applications)?;
+        Ok(Self {
+            decoder: Decoder::new(cfg.time_limits(), applications),
+            windows: cfg
+                .windows
+                .enabled
+                .then(|| Windows::new(cfg.windows.to_processor())),
+            metrics,
+            readings: Vec::with_capacity(16),
+            points: Vec::new(),
+            stats: WindowStats::default(),
+        })
+    }
+
+    /// Handles one message: its readings become lines in `out`; a rejected
+    /// message becomes a dead letter.
+    pub fn message(&mut self, m: &Message, out: &mut LineBatch, dead: &mut Vec<DeadLetter>) {
+        self.metrics.messages_received.inc();
+        match self
+            .decoder
+            .decode(&m.topic, &m.payload, m.received_at, &mut self.readings)
+        {
+            Ok(decoded) => {
+                self.metrics.decoded(decoded.format).inc();
+                if decoded.unknown_keys > 0 {
+                    self.metrics
+                        .unknown_keys
+                        .inc_by(u64::from(decoded.unknown_keys));
+                }
+            }
+            Err(rejection) => {
+                self.metrics.rejected(rejection.reason).inc();
+                tracing::debug!(
+                    topic = %rejection.topic,
+                    reason = rejection.reason.as_str(),
+                    message = %rejection.message,
+                    "message rejected"
+                );
+                dead.push(DeadLetter::Message {
+                    topic: m.topic.clone(),
+                    payload: m.payload.clone(),
+                    reason: rejection.reason.as_str(),
+                    message: rejection.message,
+                    received_at: m.received_at,
+                });
+                return;
+            }
+        }
+        for reading in self.readings.drain(..) {
+            self.metrics.domain_readings(reading.domain).inc();
+            if let Some(w) = self.windows.as_mut() {
+                w.record(&reading);
+            }
+            match encode_reading(&reading, &mut out.buf) {
+                Ok(()) => out.raw += 1,
+                Err(e) => {
+                    tracing::error!(topic = %m.topic, error = %e, "a validated reading cannot be encoded");
+                    dead.push(DeadLetter::Message {
+                        topic: m.topic.clone(),
+                        payload: m.payload.clone(),
+                        reason: "unencodable",
+                        message: e.to_string(),
+                        received_at: m.received_at,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Emits the windows that are due.
+    pub fn drain_windows(&mut self, out: &mut LineBatch) {
+        if let Some(w) = self.windows.as_mut() {
+            w.drain(&mut self.points);
+        }
+        self.encode_points(out);
+    }
+
+    /// Emits every window with changes not yet written (at shutdown).
+    pub fn flush_windows(&mut self, out: &mut LineBatch) {
+        if let Some(w) = self.windows.as_mut() {
+            w.flush_all(&mut self.points);
+        }
+        self.encode_points(out);
+    }
+
+    /// Moves event time forward by `by` while no input arrives, so that the
+    /// windows of a quiet stream still close.
+    pub fn advance_idle(&mut self, by: Duration, out: &mut LineBatch) {
+        if let Some(w) = self.windows.as_mut() {
+            if let Some(max) = w.max_event_time() {
+                w.advance(max.add_nanos(i64::try_from(by.as_nanos()).unwrap_or(i64::MAX)));
+            }
+        }
+        self.drain_windows(out);
+    }
+
+    fn encode_points(&mut self, out: &mut LineBatch) {
+        for p in self.points.drain(..) {
+            match encode_point(&p, &mut out.buf) {
+                Ok(()) => out.windows += 1,
+                Err(e) => tracing::error!(
+                    measurement = %p.measurement,
+                    error = %e,
+                    "a window point cannot be encoded"
+                ),
+            }
+        }
+        self.publish_window_stats();
+    }
+
+    fn publish_window_stats(&mut self) {
+        let Some(w) = self.windows.as_ref() else {
+            return;
+        };
+        let now = w.stats();
+        let before = std::mem::replace(&mut self.stats, now);
+        let m = &self.metrics;
+        m.windows_open
+            .set(i64::try_from(now.open_windows).unwrap_or(i64::MAX));
+        m.window_corrections
+            .inc_by(now.corrections.saturating_sub(before.corrections));
+        m.window_too_late
+            .inc_by(now.too_late.saturating_sub(before.too_late));
+        m.window_capacity_exceeded.inc_by(
+            now.capacity_exceeded
+                .saturating_sub(before.capacity_exceeded),
+        );
+    }
+}
+
+/// The wall clock as a timestamp.
+pub fn now() -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now()).unwrap_or_default()
+}
+
+/// Runs the processor until its input closes, then flushes the windows and
+/// closes its output, so the sink drains in turn.
+pub async fn run(
+    mut processor: Processor,
+    mut input: mpsc::Receiver<MessageBatch>,
+    output: mpsc::Sender<LineBatch>,
+    dead_letters: mpsc::Sender<DeadLetter>,
+    idle_advance: Duration,
+    shutdown: CancellationToken,
+) {
+    const TICK: Duration = Duration::from_secs(1);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut idle = Duration::ZERO;
+    let mut dead = Vec::new();
+    let depth = processor.metrics.queue("processor");
+    loop {
+        let mut out = LineBatch::default();
+        tokio::select! {
+            batch = input.recv() => {
+                let Some(batch) = batch else { break };
+                idle = Duration::ZERO;
+                for m in &batch {
+                    processor.message(m, &mut out, &mut dead);
+                }
+                processor.drain_windows(&mut out);
+            }
+            _ = tick.tick() => {
+                idle += TICK;
+                if idle >= idle_advance && !idle_advance.is_zero() {
+                    processor.advance_idle(TICK, &mut out);
+                }
+            }
+        }
+        depth.set(i64::try_from(input.len()).unwrap_or(i64::MAX));
+        for d in dead.drain(..) {
+            if dead_letters.send(d).await.is_err() {
+                processor.metrics.dead_letter("failed").inc();
+            }
+        }
+        if !out.is_empty() && output.send(out).await.is_err() {
+            tracing::error!("the sink stopped before the processor; lines are not written");
+            shutdown.cancel();
+            return;
+        }
+    }
+    let mut out = LineBatch::default();
+    processor.flush_windows(&mut out);
+    tracing::info!(
+        window_points = out.windows,
+        "processor drained; windows flushed"
+    );
+    if !out.is_empty() && output.send(out).await.is_err() {
+        tracing::error!("the sink stopped before the final windows were handed over");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use prometheus_client::registry::Registry;
+
+    fn processor() -> (Processor, Registry) {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        (
+            Processor::new(&Config::default(), metrics).expect("valid"),
+            registry,
+        )
+    }
+
+    fn msg(topic: &str, payload: &str, at: i64) -> Message {
+        Message {
+            topic: topic.to_owned(),
+            payload: Bytes::copy_from_slice(payload.as_bytes()),
+            received_at: Timestamp::from_secs(at),
+        }
+    }
+
+    const T0: i64 = 1_795_896_000;
+
+    #[test]
+    fn good_messages_become_lines_and_bad_ones_dead_letters() {
+        let (mut p, registry) = processor();
+        let mut out = LineBatch::default();
+        let mut dead = Vec::new();
+        let topic = "city/rabat/lighting/lamp-1/telemetry";
+        p.message(
+            &msg(
+                topic,
+                r#"{"dateObserved": 1795896000, "powerConsumption": 40}"#,
+                T0,
+            ),
+            &mut out,
+            &mut dead,
+        );
+        p.message(
+            &msg(topic, r#"{"powerConsumption": -5}"#, T0),
+            &mut out,
+            &mut dead,
+        );
+        p.message(
+            &msg(
+                topic,
+                r#"{"dateObserved": 1795896010, "powerConsumption": 42}"#,
+                T0 + 10,
+            ),
+            &mut out,
+            &mut dead,
+        );
+        assert_eq!(out.raw, 2);
+        let text = String::from_utf8(out.buf.clone()).expect("UTF-8");
+        assert_eq!(
+            text,
+            "lighting,commune=rabat,device=lamp-1 power_w=40.0 1795896000000000000\n\
+             lighting,commune=rabat,device=lamp-1 power_w=42.0 1795896010000000000\n"
+        );
+        assert_eq!(dead.len(), 1);
+        assert!(
+            matches!(&dead[0], DeadLetter::Message { reason: "out_of_range", topic: t, .. } if t == topic)
+        );
+        let metrics = crate::metrics::render(&registry);
+        assert!(
+            metrics.contains("ingest_messages_rejected_total{reason=\"out_of_range\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("ingest_messages_received_total 3"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("ingest_readings_total{domain=\"lighting\"} 2"),
+            "{metrics}"
+        );
+    }
+
+    #[test]
+    fn windows_close_on_event_time_and_flush_at_the_end() {
+        let (mut p, _registry) = processor();
+        let mut out = LineBatch::default();
+        let mut dead = Vec::new();
+        let topic = "city/rabat/waste/bin-1/telemetry";
+        p.message(
+            &msg(
+                topic,
+                r#"{"dateObserved": 1795896000, "fillingLevel": 0.5}"#,
+                T0,
+            ),
+            &mut out,
+            &mut dead,
+        );
+        p.drain_windows(&mut out);
+        assert_eq!(out.windows, 0, "nothing is due yet");
+        p.message(
+            &msg(
+                topic,
+                r#"{"dateObserved": 1795896070, "fillingLevel": 0.6}"#,
+                T0 + 70,
+            ),
+            &mut out,
+            &mut dead,
+        );
+        p.drain_windows(&mut out);
+        let text = String::from_utf8(out.buf.clone()).expect("UTF-8");
+        assert!(
+            text.contains("waste_1m,commune=rabat,device=bin-1 "),
+            "{text}"
+        );
+        assert!(text.contains("fill_ratio_mean=0.5"), "{text}");
+        let mut last = LineBatch::default();
+        p.flush_windows(&mut last);
+        let text = String::from_utf8(last.buf).expect("UTF-8");
+        assert!(text.contains("fill_ratio_last=0.6"), "{text}");
+        assert!(text.contains("waste_commune_15m,commune=rabat "), "{text}");
+    }
+
+    #[test]
+    fn an_idle_stream_still_closes_its_windows() {
+        let (mut p, _registry) = processor();
+        let mut out = LineBatch::default();
+        let mut dead = Vec::new();
+        p.message(
+            &msg(
+                "city/rabat/traffic/c-1/telemetry",
+                r#"{"dateObserved": 1795896000, "intensity": 3}"#,
+                T0,
+            ),
+            &mut out,
+            &mut dead,
+        );
+        for _ in 0..59 {
+            p.advance_idle(Duration::from_secs(1), &mut out);
+        }
+        assert_eq!(out.windows, 0);
+        p.advance_idle(Duration::from_secs(1), &mut out);
+        assert_eq!(out.windows, 1, "{}", String::from_utf8_lossy(&out.buf));
+    }
+}

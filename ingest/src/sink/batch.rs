@@ -1,0 +1,291 @@
+//! The outgoing buffer: incoming [`LineBatch`]es are appended until the
+//! buffer reaches a limit, then taken out as chunks of at most
+//! `max_lines` lines and `max_bytes` bytes, cut at line ends.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use tokio::time::{Duration, Instant};
+
+use crate::config::BatchConfig;
+use crate::message::LineBatch;
+
+/// Lines waiting to be written.
+#[derive(Debug)]
+pub struct Pending {
+    max_lines: usize,
+    max_bytes: usize,
+    max_age: Duration,
+    buf: Vec<u8>,
+    lines: usize,
+    /// The incoming batches still (partly) in `buf`, oldest first.
+    segments: VecDeque<Segment>,
+    /// When the oldest line in `buf` arrived.
+    oldest: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Segment {
+    /// Lines of this batch not yet taken.
+    left: usize,
+    raw: usize,
+    windows: usize,
+}
+
+/// Lines of each kind whose incoming batch has been taken whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Kinds {
+    /// Raw readings.
+    pub raw: usize,
+    /// Windows and rollups.
+    pub windows: usize,
+}
+
+/// A chunk taken out of the buffer, ready to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// Whole lines, each ending in `\n`.
+    pub body: Bytes,
+    /// Start of each line in `body`, plus `body.len()` at the end.
+    pub starts: Vec<usize>,
+    /// Kinds of the lines of the incoming batches this chunk completed.
+    pub completed: Kinds,
+}
+
+impl Chunk {
+    /// Lines in the chunk.
+    pub fn lines(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// The lines `range` as one body.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Bytes {
+        self.body
+            .slice(self.starts[range.start]..self.starts[range.end])
+    }
+}
+
+impl Pending {
+    /// An empty buffer with the given limits.
+    pub fn new(cfg: &BatchConfig) -> Self {
+        Self {
+            max_lines: cfg.max_lines.max(1),
+            max_bytes: cfg.max_bytes.max(1),
+            max_age: Duration::from_millis(cfg.max_age_ms),
+            buf: Vec::with_capacity(cfg.max_bytes.min(16 * 1024 * 1024)),
+            lines: 0,
+            segments: VecDeque::new(),
+            oldest: None,
+        }
+    }
+
+    /// Appends an incoming batch. A batch without a final newline gets one.
+    pub fn push(&mut self, batch: LineBatch) {
+        if batch.is_empty() {
+            return;
+        }
+        if self.oldest.is_none() {
+            self.oldest = Some(Instant::now());
+        }
+        let lines = count_lines(&batch.buf);
+        if self.buf.is_empty() {
+            self.buf = batch.buf;
+        } else {
+            self.buf.extend_from_slice(&batch.buf);
+        }
+        if self.buf.last() != Some(&b'\n') {
+            self.buf.push(b'\n');
+        }
+        self.lines += lines;
+        self.segments.push_back(Segment {
+            left: lines,
+            raw: batch.raw,
+            windows: batch.windows,
+        });
+    }
+
+    /// Whether no line waits.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Lines waiting.
+    pub fn lines(&self) -> usize {
+        self.lines
+    }
+
+    /// Bytes waiting.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether a limit of lines or bytes is reached: write now, read no more.
+    pub fn is_full(&self) -> bool {
+        self.lines >= self.max_lines || self.buf.len() >= self.max_bytes
+    }
+
+    /// When the oldest waiting line reaches its maximum age.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.oldest.map(|t| t + self.max_age)
+    }
+
+    /// Takes the first chunk: at most `max_lines` lines and `max_bytes`
+    /// bytes, and at least one line. `None` when empty.
+    pub fn take(&mut self) -> Option<Chunk> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let mut starts = vec![0];
+        let mut end = 0;
+        for (i, byte) in self.buf.iter().enumerate() {
+            if *byte != b'\n' {
+                continue;
+            }
+            let next = i + 1;
+            if next > self.max_bytes && starts.len() > 1 {
+                break;
+            }
+            starts.push(next);
+            end = next;
+            if starts.len() > self.max_lines || end >= self.max_bytes {
+                break;
+            }
+        }
+        let taken = starts.len() - 1;
+        let body = Bytes::from(self.buf.drain(..end).collect::<Vec<u8>>());
+        self.lines -= taken;
+        let completed = self.consume(taken);
+        if self.buf.is_empty() {
+            self.oldest = None;
+        }
+        Some(Chunk {
+            body,
+            starts,
+            completed,
+        })
+    }
+
+    fn consume(&mut self, mut taken: usize) -> Kinds {
+        let mut kinds = Kinds::default();
+        while taken > 0 {
+            let Some(front) = self.segments.front_mut() else {
+                break;
+            };
+            let n = front.left.min(taken);
+            front.left -= n;
+            taken -= n;
+            if front.left == 0 {
+                kinds.raw += front.raw;
+                kinds.windows += front.windows;
+                self.segments.pop_front();
+            }
+        }
+        kinds
+    }
+}
+
+#[allow(clippy::naive_bytecount, reason = "the compiler vectorizes this loop")]
+fn count_lines(buf: &[u8]) -> usize {
+    let newlines = buf.iter().filter(|b| **b == b'\n').count();
+    newlines + usize::from(buf.last().is_some_and(|b| *b != b'\n'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(max_lines: usize, max_bytes: usize) -> BatchConfig {
+        BatchConfig {
+            max_lines,
+            max_bytes,
+            max_age_ms: 1000,
+            gzip: false,
+        }
+    }
+
+    fn batch(lines: &[&str], raw: usize) -> LineBatch {
+        let mut buf = Vec::new();
+        for l in lines {
+            buf.extend_from_slice(l.as_bytes());
+            buf.push(b'\n');
+        }
+        LineBatch {
+            buf,
+            raw,
+            windows: lines.len() - raw,
+        }
+    }
+
+    #[test]
+    fn full_by_lines_and_taken_in_chunks_of_max_lines() {
+        let mut p = Pending::new(&cfg(3, 1 << 20));
+        p.push(batch(&["a x=1 1", "a x=2 2"], 2));
+        assert!(!p.is_full());
+        p.push(batch(&["a x=3 3", "w y=1 1"], 1));
+        assert!(p.is_full());
+        let c = p.take().expect("a chunk");
+        assert_eq!(c.body, "a x=1 1\na x=2 2\na x=3 3\n");
+        assert_eq!(c.lines(), 3);
+        assert_eq!(c.completed, Kinds { raw: 2, windows: 0 });
+        assert_eq!(c.slice(1..2), "a x=2 2\n");
+        let c = p.take().expect("the rest");
+        assert_eq!(c.body, "w y=1 1\n");
+        assert_eq!(c.completed, Kinds { raw: 1, windows: 1 });
+        assert!(p.is_empty());
+        assert!(p.take().is_none());
+    }
+
+    #[test]
+    fn full_by_bytes_and_cut_at_line_ends() {
+        let mut p = Pending::new(&cfg(100, 20));
+        p.push(batch(&["m f=1 1", "m f=2 2"], 2));
+        assert_eq!(p.bytes(), 16);
+        assert!(!p.is_full());
+        p.push(batch(&["m f=3 3"], 1));
+        assert!(p.is_full());
+        let c = p.take().expect("a chunk");
+        assert_eq!(c.body, "m f=1 1\nm f=2 2\n");
+        assert_eq!(c.completed, Kinds { raw: 2, windows: 0 });
+        assert_eq!(p.lines(), 1);
+    }
+
+    #[test]
+    fn a_line_longer_than_max_bytes_goes_alone() {
+        let mut p = Pending::new(&cfg(100, 4));
+        p.push(batch(&["long x=1 1", "s x=1 1"], 2));
+        assert_eq!(p.take().expect("first").body, "long x=1 1\n");
+        assert_eq!(p.take().expect("second").body, "s x=1 1\n");
+    }
+
+    #[test]
+    fn a_missing_final_newline_is_added() {
+        let mut p = Pending::new(&cfg(100, 1 << 20));
+        p.push(LineBatch {
+            buf: b"a x=1 1\na x=2 2".to_vec(),
+            raw: 2,
+            windows: 0,
+        });
+        p.push(batch(&["a x=3 3"], 1));
+        assert_eq!(p.lines(), 3);
+        assert_eq!(p.take().expect("chunk").body, "a x=1 1\na x=2 2\na x=3 3\n");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_follows_the_oldest_line() {
+        let mut p = Pending::new(&cfg(2, 1 << 20));
+        assert!(p.deadline().is_none());
+        let t0 = Instant::now();
+        p.push(batch(&["a x=1 1"], 1));
+        tokio::time::advance(Duration::from_millis(300)).await;
+        p.push(batch(&["a x=2 2", "a x=3 3"], 2));
+        assert_eq!(p.deadline(), Some(t0 + Duration::from_secs(1)));
+        p.take();
+        assert_eq!(
+            p.deadline(),
+            Some(t0 + Duration::from_secs(1)),
+            "leftover keeps it"
+        );
+        p.take();
+        assert!(p.deadline().is_none());
+    }
+}
