@@ -91,6 +91,7 @@ macro_rules! attributes {
             }
 
             /// The values it takes.
+            #[inline]
             pub const fn kind(self) -> Kind {
                 match self { $(Attribute::$variant => $kind,)+ }
             }
@@ -158,6 +159,7 @@ attributes! {
 impl Attribute {
     /// Looks an attribute up by its wire name, as the given domain understands it
     /// (`status` means a different set of values for lamps and bins).
+    #[inline]
     pub fn from_key(domain: Domain, key: &str) -> Option<Attribute> {
         let attribute = match key {
             "batteryLevel" => Attribute::BatteryLevel,
@@ -197,6 +199,7 @@ impl Attribute {
     }
 
     /// Checks a number already in the canonical unit.
+    #[inline]
     pub fn number(self, v: f64) -> Result<Value, ValueError> {
         match self.kind() {
             Kind::Number { min, max } => {
@@ -214,6 +217,7 @@ impl Attribute {
     }
 
     /// Checks a string value.
+    #[inline]
     pub fn symbol(self, s: &str) -> Result<Value, ValueError> {
         match self.kind() {
             Kind::Symbol(set) => set
@@ -226,6 +230,7 @@ impl Attribute {
     }
 
     /// Checks a boolean value.
+    #[inline]
     pub fn boolean(self, b: bool) -> Result<Value, ValueError> {
         match self.kind() {
             Kind::Bool => Ok(Value::Bool(b)),

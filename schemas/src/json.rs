@@ -8,6 +8,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::attribute::{Attribute, Value, ValueError};
+use crate::reading::Values;
 use crate::rejection::{Fault, Reason};
 
 /// Any JSON value, with arrays and objects skipped rather than built.
@@ -36,6 +37,7 @@ impl Scalar<'_> {
 
     /// Checks the value against an attribute; numbers are first converted
     /// with `scale` and `offset` (1 and 0 for values already in the canonical unit).
+    #[inline]
     pub(crate) fn to_value(
         &self,
         key: &str,
@@ -43,13 +45,55 @@ impl Scalar<'_> {
         scale: f64,
         offset: f64,
     ) -> Result<Value, Fault> {
-        let checked = match self {
-            Scalar::Number(n) => attribute.number(crate::unit::scale(*n, scale, offset)),
-            Scalar::Str(s) => attribute.symbol(s),
-            Scalar::Bool(b) => attribute.boolean(*b),
-            Scalar::Null | Scalar::Array | Scalar::Object => Err(ValueError::WrongType),
+        self.check(key, attribute, scale, offset, |v| v)
+    }
+
+    /// Like [`Scalar::to_value`] with no conversion, storing the value in
+    /// `values`. Each kind of value is stored where it is made, never
+    /// gathered into a temporary first (this is on the hot path).
+    #[inline]
+    pub(crate) fn store(
+        &self,
+        key: &str,
+        attribute: Attribute,
+        values: &mut Values,
+    ) -> Result<(), Fault> {
+        self.check(key, attribute, 1.0, 0.0, |v| {
+            values.set(attribute, v);
+        })
+    }
+
+    #[inline]
+    fn check<R>(
+        &self,
+        key: &str,
+        attribute: Attribute,
+        scale: f64,
+        offset: f64,
+        then: impl FnOnce(Value) -> R,
+    ) -> Result<R, Fault> {
+        let error = match self {
+            Scalar::Number(n) => match attribute.number(crate::unit::scale(*n, scale, offset)) {
+                Ok(v) => return Ok(then(v)),
+                Err(e) => e,
+            },
+            Scalar::Str(s) => match attribute.symbol(s) {
+                Ok(v) => return Ok(then(v)),
+                Err(e) => e,
+            },
+            Scalar::Bool(b) => match attribute.boolean(*b) {
+                Ok(v) => return Ok(then(v)),
+                Err(e) => e,
+            },
+            Scalar::Null | Scalar::Array | Scalar::Object => ValueError::WrongType,
         };
-        checked.map_err(|e| value_fault(key, attribute, &self.describe(), e))
+        Err(self.fault(key, attribute, error))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fault(&self, key: &str, attribute: Attribute, e: ValueError) -> Fault {
+        value_fault(key, attribute, &self.describe(), e)
     }
 }
 

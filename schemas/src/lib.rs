@@ -24,6 +24,7 @@ mod native;
 mod observed;
 pub mod reading;
 pub mod rejection;
+mod scan;
 mod senml;
 pub mod time;
 pub mod topic;

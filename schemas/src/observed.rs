@@ -23,7 +23,7 @@ pub(crate) struct Observed {
 /// traffic a `start/end` interval.
 pub(crate) fn date_observed(key: &str, v: &Scalar<'_>, domain: Domain) -> Result<Observed, Fault> {
     let (start, period_s) = match v {
-        Scalar::Str(s) if domain == Domain::Traffic && s.contains('/') => {
+        Scalar::Str(s) if domain == Domain::Traffic && s.as_bytes().contains(&b'/') => {
             let i = parse_interval(key, s)?;
             (i.start, Some(i.period_s))
         }

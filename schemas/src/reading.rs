@@ -94,6 +94,7 @@ impl Values {
     }
 
     /// Sets a value and returns the one it replaced.
+    #[inline]
     pub fn set(&mut self, attribute: Attribute, value: Value) -> Option<Value> {
         self.0[attribute.index()].replace(value)
     }

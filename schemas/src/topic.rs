@@ -36,12 +36,24 @@ pub enum Topic<'a> {
     },
 }
 
+/// The bytes an identifier may hold: `[A-Za-z0-9_.:-]`.
+const ID_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-');
+        b += 1;
+    }
+    table
+};
+
 /// Whether `s` is a valid identifier: `[A-Za-z0-9_.:-]{1,64}`.
+#[inline]
 pub fn is_valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_ID_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+        && s.bytes().fold(true, |ok, b| ok & ID_BYTES[usize::from(b)])
 }
 
 /// Checks an identifier, naming what it is in the fault.
@@ -63,8 +75,7 @@ fn level<'a>(what: &str, s: &'a str) -> Result<&'a str, Fault> {
 impl<'a> Topic<'a> {
     /// Parses and validates a topic.
     pub fn parse(topic: &'a str) -> Result<Topic<'a>, Fault> {
-        let mut parts = topic.split('/');
-        let levels: [Option<&str>; 7] = std::array::from_fn(|_| parts.next());
+        let levels = split_levels(topic);
         match levels {
             [Some("city"), Some(commune), Some(domain), Some(device), Some("telemetry"), None, None] =>
             {
@@ -107,6 +118,24 @@ impl<'a> Topic<'a> {
     }
 }
 
+/// The first seven levels of a topic, as `topic.split('/')` gives them,
+/// found in one pass over the bytes.
+fn split_levels(topic: &str) -> [Option<&str>; 7] {
+    let mut levels = [None; 7];
+    let mut rest = Some(topic);
+    for level in &mut levels {
+        let Some(r) = rest else { break };
+        if let Some(i) = crate::scan::find_byte(r.as_bytes(), b'/') {
+            *level = r.get(..i);
+            rest = r.get(i + 1..);
+        } else {
+            *level = Some(r);
+            rest = None;
+        }
+    }
+    levels
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +163,23 @@ mod tests {
         let f = Topic::parse(topic).expect_err("invalid");
         assert_eq!(f.reason, Reason::InvalidTopic);
         assert!(f.message.contains(needle), "{}", f.message);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn levels_are_split_as_split_does(topic in "[a-z/é@ ]{0,20}") {
+            let mut parts = topic.split('/');
+            let expected: [Option<&str>; 7] = std::array::from_fn(|_| parts.next());
+            proptest::prop_assert_eq!(split_levels(&topic), expected);
+        }
+
+        #[test]
+        fn ids_are_checked_as_the_pattern_says(s in "[A-Za-z0-9_.:/@é -]{0,70}") {
+            let expected = !s.is_empty()
+                && s.len() <= MAX_ID_LEN
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+            proptest::prop_assert_eq!(is_valid_id(&s), expected);
+        }
     }
 
     #[test]

@@ -62,6 +62,7 @@ impl Conversion {
 
 /// `v * factor + offset`, dividing instead when `factor` is the inverse of a
 /// whole number, so that 83 % becomes exactly 0.83 and not 0.8300000000000001.
+#[inline]
 pub fn scale(v: f64, factor: f64, offset: f64) -> f64 {
     let inverse = 1.0 / factor;
     let scaled = if factor.abs() < 1.0 && inverse.fract() == 0.0 {

@@ -1,0 +1,424 @@
+//! A scanner for the common shape of a message: one flat JSON object whose
+//! keys and strings hold no escapes and whose values are numbers, strings,
+//! booleans or null. It reads the bytes in place, without allocating.
+//!
+//! It gives up (`None`) on anything else — escapes, control characters,
+//! invalid UTF-8, nested arrays or objects, a number it cannot convert
+//! exactly as `serde_json` does, any syntax error — and the caller then
+//! parses the message with `serde_json`, which stays the reference for every
+//! result and every error message. Whatever the scanner accepts, `serde_json`
+//! accepts too, with the same keys and values in the same order.
+
+use std::borrow::Cow;
+
+use crate::json::Scalar;
+
+/// Significands up to 2^53 convert to `f64` exactly.
+const EXACT_SIGNIFICAND: u64 = 1 << 53;
+
+/// The powers of ten that are exact in `f64`.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Marks, in eight bytes read little-endian, the bytes that end the text of a
+/// string: a quote, a backslash or a control character. Only the lowest mark
+/// is exact (a borrow can mark bytes above it), and only it is used.
+#[inline]
+fn special_bytes(word: u64) -> u64 {
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let is_quote = quote.wrapping_sub(ONES) & !quote;
+    let is_backslash = backslash.wrapping_sub(ONES) & !backslash;
+    let is_control = word.wrapping_sub(ONES * 0x20) & !word;
+    (is_quote | is_backslash | is_control) & HIGHS
+}
+
+/// Where `byte` first occurs in `bytes`, looking at eight bytes at a time.
+#[inline]
+pub(crate) fn find_byte(bytes: &[u8], byte: u8) -> Option<usize> {
+    let pattern = ONES * u64::from(byte);
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let x = u64::from_le_bytes(chunk) ^ pattern;
+        let hits = x.wrapping_sub(ONES) & !x & HIGHS;
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = bytes.get(at..)?;
+    tail.iter().position(|&b| b == byte).map(|i| at + i)
+}
+
+/// What follows in an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next<'a> {
+    /// A key, whose value is to be read next.
+    Key(&'a str),
+    /// The closing brace.
+    End,
+}
+
+/// A flat JSON object being read, one key and one value at a time.
+///
+/// Use: [`FlatObject::open`], then [`FlatObject::next_key`] and
+/// [`FlatObject::value`] in turn until `next_key` gives [`Next::End`], then
+/// [`FlatObject::close`]. Every step returns `None` when the input is not of
+/// the shape the scanner reads.
+#[derive(Debug)]
+pub(crate) struct FlatObject<'a> {
+    /// The whole payload, checked once to be UTF-8.
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    first: bool,
+}
+
+impl<'a> FlatObject<'a> {
+    /// Starts at the opening brace, after any white space.
+    pub(crate) fn open(payload: &'a [u8]) -> Option<Self> {
+        let text = std::str::from_utf8(payload).ok()?;
+        let mut object = FlatObject {
+            text,
+            bytes: payload,
+            pos: 0,
+            first: true,
+        };
+        object.skip_whitespace();
+        object.eat(b'{')?;
+        Some(object)
+    }
+
+    /// The next key, or the end of the object.
+    #[inline]
+    pub(crate) fn next_key(&mut self) -> Option<Next<'a>> {
+        self.skip_whitespace();
+        match self.peek()? {
+            b'}' => {
+                self.pos += 1;
+                return Some(Next::End);
+            }
+            b',' if !self.first => {
+                self.pos += 1;
+                self.skip_whitespace();
+            }
+            b'"' if self.first => {}
+            _ => return None,
+        }
+        self.first = false;
+        self.string().map(Next::Key)
+    }
+
+    /// The value of the key just read.
+    #[inline]
+    pub(crate) fn value(&mut self) -> Option<Scalar<'a>> {
+        self.skip_whitespace();
+        self.eat(b':')?;
+        self.skip_whitespace();
+        match self.peek()? {
+            b'"' => self.string().map(|s| Scalar::Str(Cow::Borrowed(s))),
+            b't' => self.literal(b"true").map(|()| Scalar::Bool(true)),
+            b'f' => self.literal(b"false").map(|()| Scalar::Bool(false)),
+            b'n' => self.literal(b"null").map(|()| Scalar::Null),
+            b'-' | b'0'..=b'9' => self.number().map(Scalar::Number),
+            _ => None,
+        }
+    }
+
+    /// Checks that nothing but white space follows the closing brace.
+    pub(crate) fn close(mut self) -> Option<()> {
+        self.skip_whitespace();
+        (self.pos == self.bytes.len()).then_some(())
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.pos += 1)
+    }
+
+    /// JSON white space: space, tab, line feed, carriage return.
+    #[inline]
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    #[inline]
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.pos + word.len();
+        (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
+    }
+
+    /// A string with no escape and no control character.
+    #[inline]
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let rest = self.bytes.get(start..)?;
+        let mut len = 0;
+        // Eight bytes at a time while they last, then one at a time.
+        let stop = loop {
+            if let Some(chunk) = rest.get(len..len + 8) {
+                let stops = special_bytes(u64::from_le_bytes(chunk.try_into().ok()?));
+                if stops != 0 {
+                    break len + (stops.trailing_zeros() / 8) as usize;
+                }
+                len += 8;
+            } else {
+                let tail = rest.get(len..)?;
+                break len
+                    + tail
+                        .iter()
+                        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            }
+        };
+        if rest.get(stop) != Some(&b'"') {
+            return None;
+        }
+        let text = self.text.get(start..start + stop)?;
+        self.pos = start + stop + 1;
+        Some(text)
+    }
+
+    #[inline]
+    fn digit(&self) -> Option<u8> {
+        self.peek().filter(u8::is_ascii_digit).map(|b| b - b'0')
+    }
+
+    /// A number, as `serde_json` converts it: an integer of up to 20 digits
+    /// (`u64`), converted with `as f64`; any other number only when its
+    /// significand is at most 2^53 and its decimal exponent within ±22, where
+    /// one multiplication or division by an exact power of ten is correctly
+    /// rounded, as `serde_json` is with or without `float_roundtrip`.
+    #[inline]
+    fn number(&mut self) -> Option<f64> {
+        let negative = self.eat(b'-').is_some();
+        let mut significand: u64 = match self.digit()? {
+            0 => {
+                self.pos += 1;
+                if self.digit().is_some() {
+                    return None;
+                }
+                0
+            }
+            _ => self.digits(0)?.0,
+        };
+        let mut exponent: i32 = 0;
+        let mut integer = true;
+        if self.eat(b'.').is_some() {
+            self.digit()?;
+            let (s, count) = self.digits(significand)?;
+            significand = s;
+            exponent = -i32::try_from(count).ok()?;
+            integer = false;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            let negative_exponent = match self.peek() {
+                Some(b'-') => {
+                    self.pos += 1;
+                    true
+                }
+                Some(b'+') => {
+                    self.pos += 1;
+                    false
+                }
+                _ => false,
+            };
+            self.digit()?;
+            let mut e: i32 = 0;
+            while let Some(d) = self.digit() {
+                e = e.checked_mul(10)?.checked_add(i32::from(d))?;
+                self.pos += 1;
+            }
+            exponent = if negative_exponent {
+                exponent.checked_sub(e)?
+            } else {
+                exponent.checked_add(e)?
+            };
+            integer = false;
+        }
+        let magnitude = if integer {
+            significand as f64
+        } else {
+            if significand > EXACT_SIGNIFICAND {
+                return None;
+            }
+            let pow = *POW10.get(exponent.unsigned_abs() as usize)?;
+            if exponent >= 0 {
+                significand as f64 * pow
+            } else {
+                significand as f64 / pow
+            }
+        };
+        Some(if negative { -magnitude } else { magnitude })
+    }
+
+    /// Appends a run of digits to `significand`; gives the result and how
+    /// many digits there were, or `None` when it overflows a `u64`.
+    #[inline]
+    fn digits(&mut self, mut significand: u64) -> Option<(u64, usize)> {
+        let start = self.pos;
+        while let Some(d) = self.digit() {
+            significand = significand.checked_mul(10)?.checked_add(u64::from(d))?;
+            self.pos += 1;
+        }
+        Some((significand, self.pos - start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(text: &str) -> Option<Vec<(&str, Scalar<'_>)>> {
+        let mut object = FlatObject::open(text.as_bytes())?;
+        let mut out = Vec::new();
+        while let Next::Key(key) = object.next_key()? {
+            out.push((key, object.value()?));
+        }
+        object.close()?;
+        Some(out)
+    }
+
+    #[test]
+    fn reads_the_common_shape() {
+        let got = entries(
+            " {\"a\" : \"x\",\"b\":1.5e2,\r\n\"c\":true,\"d\":false,\"e\":null,\"f\":-0,\"g\":\"é\"}\n",
+        )
+        .expect("common shape");
+        assert_eq!(
+            got,
+            [
+                ("a", Scalar::Str("x".into())),
+                ("b", Scalar::Number(150.0)),
+                ("c", Scalar::Bool(true)),
+                ("d", Scalar::Bool(false)),
+                ("e", Scalar::Null),
+                ("f", Scalar::Number(-0.0)),
+                ("g", Scalar::Str("é".into())),
+            ]
+        );
+        assert_eq!(entries("{}"), Some(vec![]));
+    }
+
+    #[test]
+    fn gives_up_on_anything_else() {
+        for text in [
+            r#"{"a\n":1}"#,
+            r#"{"a":"\u0041"}"#,
+            "{\"a\":\"\t\"}",
+            r#"{"a":[1]}"#,
+            r#"{"a":{}}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":.5}"#,
+            r#"{"a":+1}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":1e309}"#,
+            r#"{"a":1e23}"#,
+            r#"{"a":0.1234567890123456789}"#,
+            r#"{"a":123456789012345678901}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":1,}"#,
+            r#"{,"a":1}"#,
+            r#"{"a":1,#b":2}"#,
+            r#"{"a":1, x"b":2}"#,
+            r#"{"a":1,"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":1}x"#,
+            "{\"a\":1}\x0c",
+            r#"{"a":1"#,
+            "[]",
+            "",
+        ] {
+            assert_eq!(entries(text), None, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn eight_bytes_at_a_time_stop_where_one_at_a_time_does(
+            bytes in proptest::array::uniform8(proptest::sample::select(
+                &[b'"', b'\\', 0, 0x1f, 0x20, 0x21, b'a', 0x7f, 0x80, 0xe9, 0xff][..],
+            )),
+        ) {
+            let stops = special_bytes(u64::from_le_bytes(bytes));
+            let first = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            let found = (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize);
+            proptest::prop_assert_eq!(found, first, "{:?}", bytes);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn find_byte_finds_the_first(
+            bytes in proptest::collection::vec(proptest::sample::select(&[b'/', b'a', 0, 0x2e, 0x2f ^ 0x80, 0xff][..]), 0..40),
+        ) {
+            let first = bytes.iter().position(|&b| b == b'/');
+            proptest::prop_assert_eq!(find_byte(&bytes, b'/'), first);
+        }
+    }
+
+    #[test]
+    fn long_strings_are_read_whole() {
+        let long = "x".repeat(37);
+        for text in [
+            format!("{long}é{long}"),
+            long.clone(),
+            "abcdefgh".to_owned(),
+        ] {
+            let object = format!(r#"{{"{text}":"{text}"}}"#);
+            assert_eq!(
+                entries(&object),
+                Some(vec![(text.as_str(), Scalar::Str(text.as_str().into()))])
+            );
+            for bad in ["\\n", "\t", "\""] {
+                let object = format!(r#"{{"k":"{text}{bad}{long}"}}"#);
+                assert_eq!(entries(&object), None, "{object}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_convert_as_serde_json_does() {
+        for text in [
+            "0",
+            "-0",
+            "0.19",
+            "229.4",
+            "-40.5",
+            "1e22",
+            "9007199254740993",
+            "18446744073709551615",
+            "-9223372036854775809",
+            "4.6e-3",
+            "1E+2",
+            "0.000001",
+        ] {
+            let object = format!(r#"{{"k":{text}}}"#);
+            let got = entries(&object).expect("exact");
+            let want: f64 = serde_json::from_str(text).expect("valid");
+            assert_eq!(got, [("k", Scalar::Number(want))], "{text}");
+            let Scalar::Number(n) = got[0].1 else {
+                panic!("{text}: not a number");
+            };
+            assert_eq!(n.to_bits(), want.to_bits(), "{text}");
+        }
+    }
+}
