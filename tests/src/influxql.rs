@@ -98,7 +98,9 @@ impl Point {
 /// One series of an InfluxQL answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct InfluxSeries {
-    /// The measurement (or, for `SHOW` statements, what was shown).
+    /// The measurement (or, for `SHOW` statements, what was shown); empty
+    /// where the answer names none, as for `SHOW SERIES`.
+    #[serde(default)]
     pub name: String,
     /// The tags of the group, with `GROUP BY`.
     #[serde(default)]
