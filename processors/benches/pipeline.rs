@@ -1,12 +1,14 @@
 //! The hot path on one core: decode → validate → normalize → window → encode,
-//! over realistic streams of many devices in the three domains.
+//! over realistic streams of many devices in the three domains. Devices report
+//! once a minute for ten simulated minutes, so the figure includes closing and
+//! emitting windows.
 //!
 //! `cargo bench -p processors --bench pipeline`
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use processors::encode::{encode_point, encode_reading};
+use processors::encode::encode_reading;
 use processors::window::{WindowConfig, Windows};
 use schemas::decode::Decoder;
 use schemas::{Reading, Timestamp};
@@ -140,11 +142,23 @@ fn tts(rng: &mut Lcg, i: usize, t: i64) -> Message {
     }
 }
 
-/// `n` messages from `make`, 2,000 messages per simulated second.
+/// How many devices report; each reports once per simulated minute.
+const DEVICES: usize = 20_000;
+/// Messages per stream: ten simulated minutes, about 333 messages per second.
+const MESSAGES: usize = 10 * DEVICES;
+
+/// `n` messages from `make`: every device reports once a minute, at its own
+/// second within the minute, so one-minute windows open, close and are
+/// emitted as the stream goes.
 fn stream(n: usize, make: fn(&mut Lcg, usize, i64) -> Message) -> Vec<Message> {
     let mut rng = Lcg(42);
     (0..n)
-        .map(|i| make(&mut rng, i % 30_000, START_S + (i / 2000) as i64))
+        .map(|i| {
+            let device = i % DEVICES;
+            let minute = (i / DEVICES) as i64;
+            let second = (device * 60 / DEVICES) as i64;
+            make(&mut rng, device, START_S + 60 * minute + second)
+        })
         .collect()
 }
 
@@ -161,7 +175,6 @@ struct Pipeline {
     decoder: Decoder,
     windows: Windows,
     readings: Vec<Reading>,
-    points: Vec<processors::Point>,
     out: Vec<u8>,
 }
 
@@ -169,9 +182,14 @@ impl Pipeline {
     fn new() -> Self {
         Self {
             decoder: Decoder::default(),
-            windows: Windows::new(WindowConfig::default()),
+            // Every device holds up to seven one-minute windows (the current
+            // one and those the allowed lateness keeps open): more than the
+            // default cap allows for this many devices.
+            windows: Windows::new(WindowConfig {
+                max_open_windows: 8 * DEVICES,
+                ..WindowConfig::default()
+            }),
             readings: Vec::with_capacity(16),
-            points: Vec::new(),
             out: Vec::with_capacity(1 << 20),
         }
     }
@@ -191,10 +209,7 @@ impl Pipeline {
                 let _ = encode_reading(&r, &mut self.out);
             }
             if i % 1024 == 1023 {
-                self.windows.drain(&mut self.points);
-                for p in self.points.drain(..) {
-                    let _ = encode_point(&p, &mut self.out);
-                }
+                let _ = self.windows.drain_encoded(&mut self.out);
                 black_box(&self.out);
                 self.out.clear();
             }
@@ -204,20 +219,30 @@ impl Pipeline {
 }
 
 fn bench(c: &mut Criterion) {
-    const N: usize = 100_000;
     let streams = [
-        ("native", stream(N, native)),
-        ("senml", stream(N, senml)),
-        ("the_things_stack", stream(N, tts)),
-        ("mixed", stream(N, mixed)),
+        ("native", stream(MESSAGES, native)),
+        ("senml", stream(MESSAGES, senml)),
+        ("the_things_stack", stream(MESSAGES, tts)),
+        ("mixed", stream(MESSAGES, mixed)),
     ];
     let mut group = c.benchmark_group("pipeline");
     group.sample_size(20);
     for (name, messages) in &streams {
+        let mut pipeline = Pipeline::new();
         assert_eq!(
-            Pipeline::new().run(messages),
+            pipeline.run(messages),
             0,
             "{name}: every message must be accepted"
+        );
+        let stats = pipeline.windows.stats();
+        assert_eq!(
+            (stats.too_late, stats.capacity_exceeded),
+            (0, 0),
+            "{name}: every reading must reach its windows"
+        );
+        assert!(
+            stats.points_emitted >= (MESSAGES - 2 * DEVICES) as u64,
+            "{name}: windows must close and be emitted during the run"
         );
         group.throughput(Throughput::Elements(messages.len() as u64));
         group.bench_function(*name, |b| {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 mod window_model;
 
+use processors::encode::encode_point;
 use processors::window::{Recorded, WindowConfig, Windows};
 use processors::{FieldValue, Point};
 use proptest::prelude::*;
@@ -293,5 +294,51 @@ proptest! {
     ) {
         let run = run(&ops, cap, false)?;
         check(&run)?;
+    }
+
+    /// Lines written straight from the windows are the points encoded, byte
+    /// for byte, through drains, flushes and corrections.
+    #[test]
+    fn encoded_drain_writes_the_points_as_lines(
+        ops in ops(3 * LATENESS_S, 60),
+        cap in 0..24_usize,
+    ) {
+        let mut by_point = Windows::new(config(cap));
+        let mut by_line = Windows::new(config(cap));
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        let mut max_s = BASE_S;
+        for op in &ops {
+            let mut points = Vec::new();
+            let errors = match op {
+                Op::Record(r, delta) => {
+                    let mut r = Reading::clone(r);
+                    r.time = Timestamp::from_secs(max_s + delta);
+                    max_s = max_s.max(max_s + delta);
+                    prop_assert_eq!(by_point.record(&r), by_line.record(&r));
+                    continue;
+                }
+                Op::Advance(d) => {
+                    max_s += d;
+                    by_point.advance(Timestamp::from_secs(max_s));
+                    by_line.advance(Timestamp::from_secs(max_s));
+                    continue;
+                }
+                Op::Drain => {
+                    by_point.drain(&mut points);
+                    by_line.drain_encoded(&mut got)
+                }
+                Op::Flush => {
+                    by_point.flush_all(&mut points);
+                    by_line.flush_all_encoded(&mut got)
+                }
+            };
+            let refused: Vec<_> = points
+                .iter()
+                .filter_map(|p| encode_point(p, &mut want).err())
+                .collect();
+            prop_assert_eq!(refused, errors);
+            prop_assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+            prop_assert_eq!(by_point.stats(), by_line.stats());
+        }
     }
 }

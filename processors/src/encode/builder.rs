@@ -76,6 +76,10 @@ pub struct LineWriter<'b> {
     /// Bloom filter of the keys of the line being written (two bits a key);
     /// only when it says "maybe" is the line searched for the key.
     seen: [u64; 4],
+    /// The last float of the line being written: its bits and where its text
+    /// is. Aggregates often repeat a value (mean, min, max and last of one
+    /// reading), and copying the text is cheaper than writing it again.
+    last_float: Option<(u64, usize, usize)>,
 }
 
 impl Drop for LineWriter<'_> {
@@ -93,6 +97,7 @@ impl<'b> LineWriter<'b> {
             end,
             tags: end,
             seen: [0; 4],
+            last_float: None,
         }
     }
 
@@ -110,6 +115,7 @@ impl<'b> LineWriter<'b> {
         escape::name(self.buf, measurement, escape::MEASUREMENT);
         self.tags = self.buf.len();
         self.seen = [0; 4];
+        self.last_float = None;
         Ok(LineBuilder {
             writer: self,
             state: PhantomData,
@@ -171,7 +177,16 @@ impl<'b> LineWriter<'b> {
             return Err(EncodeError::NonFiniteFloat(key.to_owned()));
         }
         self.field_key(separator, key)?;
-        number::float(self.buf, value);
+        let bits = value.to_bits();
+        let start = self.buf.len();
+        // Within one line the buffer only grows, so the text is still there.
+        match self.last_float {
+            Some((last, from, to)) if last == bits && to <= start => {
+                self.buf.extend_from_within(from..to);
+            }
+            _ => number::float(self.buf, value),
+        }
+        self.last_float = Some((bits, start, self.buf.len()));
         Ok(())
     }
 
@@ -296,5 +311,42 @@ impl LineBuilder<'_, '_, Fields> {
     #[inline]
     pub fn finish(self, time: Timestamp) {
         self.writer.finish(time);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_float_is_written_as_if_new() -> Result<(), EncodeError> {
+        let mut buf = Vec::new();
+        let mut writer = LineWriter::new(&mut buf);
+        // Text left by a line given up must not be copied into the next one.
+        let _ = writer
+            .line("m")?
+            .float("a", 1234.5678)?
+            .float("b", f64::NAN);
+        writer
+            .line("m")?
+            .float("a", 0.1)?
+            .float("b", 0.1)?
+            .float("c", -0.0)?
+            .float("d", 0.0)?
+            .float("e", 0.0)?
+            .float("f", 1234.5678)?
+            .float("g", 1234.5678)?
+            .finish(Timestamp::from_secs(1));
+        writer
+            .line("m")?
+            .float("a", 1234.5678)?
+            .finish(Timestamp::from_secs(2));
+        drop(writer);
+        assert_eq!(
+            String::from_utf8_lossy(&buf),
+            "m a=0.1,b=0.1,c=-0.0,d=0.0,e=0.0,f=1234.5678,g=1234.5678 1000000000\n\
+             m a=1234.5678 2000000000\n"
+        );
+        Ok(())
     }
 }

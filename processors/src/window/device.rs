@@ -5,103 +5,28 @@
 use schemas::Attribute;
 use schemas::{Domain, Reading};
 
+use super::emit::{Out, Write};
+use super::figures::{FieldState, Fields, Figures};
 use super::slots::{self, Suffix};
 use super::table::{Aggregate, WindowKey};
 use super::WindowConfig;
-use crate::normalize::Field;
+#[cfg(test)]
 use crate::point::{FieldValue, Point};
-
-/// The running figures of one field.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Figures {
-    Number {
-        sum: f64,
-        n: u64,
-        min: f64,
-        max: f64,
-        last: f64,
-    },
-    Text(&'static str),
-    Flag(bool),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct FieldState {
-    /// Which field ([`slots`]).
-    slot: u8,
-    /// Event time of the reading `last` came from.
-    last_at: i64,
-    figures: Figures,
-}
-
-fn figures(field: Field) -> Figures {
-    match field {
-        Field::Float(_, v) => Figures::Number {
-            sum: v,
-            n: 1,
-            min: v,
-            max: v,
-            last: v,
-        },
-        Field::String(_, s) => Figures::Text(s),
-        Field::Boolean(_, b) => Figures::Flag(b),
-    }
-}
-
-impl FieldState {
-    fn update(&mut self, field: Field, at: i64) {
-        let latest = at >= self.last_at;
-        match (&mut self.figures, field) {
-            (
-                Figures::Number {
-                    sum,
-                    n,
-                    min,
-                    max,
-                    last,
-                },
-                Field::Float(_, v),
-            ) => {
-                *sum += v;
-                *n += 1;
-                *min = min.min(v);
-                *max = max.max(v);
-                if latest {
-                    *last = v;
-                }
-            }
-            (Figures::Text(last), Field::String(_, s)) => {
-                if latest {
-                    *last = s;
-                }
-            }
-            (Figures::Flag(last), Field::Boolean(_, b)) => {
-                if latest {
-                    *last = b;
-                }
-            }
-            // A field keeps the type it first had; a value of another type is
-            // left out rather than changing the type written.
-            _ => return,
-        }
-        if latest {
-            self.last_at = at;
-        }
-    }
-}
 
 // Slots are stored as `u8`.
 const _: () = assert!(slots::SLOTS <= 256);
 
-/// One device's window.
+/// One device's window. A cleared window keeps its memory for the next.
 #[derive(Debug, Default)]
 pub(crate) struct DeviceWindow {
     count: u64,
-    /// The district of the latest reading (by event time) that named one.
-    district: Option<String>,
+    /// The district of the latest reading (by event time) that named one,
+    /// when `has_district`.
+    district: String,
+    has_district: bool,
     district_at: i64,
     /// In output order; a field appears once it first appears in a reading.
-    fields: Vec<FieldState>,
+    fields: Fields,
 }
 
 /// Where the field in `slot` goes among those of a `domain` window.
@@ -109,77 +34,75 @@ fn order(domain: Domain, slot: u8) -> (usize, &'static str) {
     slots::order(domain, usize::from(slot))
 }
 
-impl DeviceWindow {
-    /// The position of the field in `slot`, looking from `from` on first:
-    /// readings of a device carry their fields in output order, so the next
-    /// one is usually right there.
-    fn position(&self, slot: u8, from: usize) -> Option<usize> {
-        let (before, after) = self.fields.split_at(from.min(self.fields.len()));
-        after
-            .iter()
-            .position(|f| f.slot == slot)
-            .map(|i| from + i)
-            .or_else(|| before.iter().position(|f| f.slot == slot))
-    }
-}
-
 impl Aggregate for DeviceWindow {
     fn update(&mut self, reading: &Reading) {
         let at = reading.time.as_nanos();
         self.count += 1;
         if let Some(district) = &reading.district {
-            if self.district.is_none() || at >= self.district_at {
-                if self.district.as_deref() != Some(district.as_str()) {
-                    self.district = Some(district.clone());
+            if !self.has_district || at >= self.district_at {
+                if !self.has_district || self.district != *district {
+                    self.district.clear();
+                    self.district.push_str(district);
+                    self.has_district = true;
                 }
                 self.district_at = at;
             }
         }
-        if self.fields.capacity() == 0 {
-            // A device sends much the same fields every time.
-            self.fields.reserve_exact(slots::fields(reading).count());
-        }
         let mut next = 0;
         for (slot, field) in slots::fields(reading) {
             let slot = slot as u8;
-            if let Some(i) = self.position(slot, next) {
+            if let Some(i) = self.fields.position(slot, next) {
                 if let Some(state) = self.fields.get_mut(i) {
                     state.update(field, at);
                 }
                 next = i + 1;
                 continue;
             }
+            let len = self.fields.len();
             let rank = order(reading.domain, slot);
-            let position = self
+            // Fields mostly come in output order: after the last one.
+            let after_last = self
                 .fields
-                .iter()
-                .position(|f| order(reading.domain, f.slot) > rank)
-                .unwrap_or(self.fields.len());
-            self.fields.insert(
-                position,
-                FieldState {
-                    slot,
-                    last_at: at,
-                    figures: figures(field),
-                },
-            );
+                .slot(len.wrapping_sub(1))
+                .is_none_or(|last| order(reading.domain, last) < rank);
+            let position = if after_last {
+                len
+            } else {
+                (0..len)
+                    .find(|&i| {
+                        self.fields
+                            .slot(i)
+                            .is_some_and(|s| order(reading.domain, s) > rank)
+                    })
+                    .unwrap_or(len)
+            };
+            self.fields
+                .insert(position, slot, FieldState::new(field, at));
             next = position + 1;
         }
     }
 
-    fn write(&self, key: &WindowKey, _: &WindowConfig, point: &mut Point) {
-        point.tags.reserve(4);
-        point.tags.push(("commune".into(), key.commune.to_string()));
-        point.tags.push(("device".into(), key.device.to_string()));
-        if let Some(district) = &self.district {
-            point.tags.push(("district".into(), district.clone()));
+    fn clear(&mut self) {
+        self.count = 0;
+        self.district.clear();
+        self.has_district = false;
+        self.district_at = 0;
+        self.fields.clear();
+    }
+}
+
+impl Write for DeviceWindow {
+    fn write<O: Out>(&self, key: &WindowKey, _: &WindowConfig, out: &mut O) {
+        out.tag("commune", &key.commune);
+        out.tag("device", &key.device);
+        if self.has_district {
+            out.tag("district", &self.district);
         }
         if let Some(lane) = key.lane {
-            point.tags.push(("lane".into(), lane.to_string()));
+            out.tag("lane", itoa::Buffer::new().format(lane));
         }
-        point.fields.reserve(4 * self.fields.len() + 1);
-        for field in &self.fields {
-            let slot = usize::from(field.slot);
+        for (slot, field) in self.fields.iter() {
+            let slot = usize::from(slot);
             let name = |suffix| slots::suffixed(slot, suffix);
             match field.figures {
                 Figures::Number {
@@ -190,25 +113,16 @@ impl Aggregate for DeviceWindow {
                     last,
                 } => {
                     let mean = sum / n.max(1) as f64;
-                    point.fields.extend([
-                        (name(Suffix::Mean), FieldValue::Float(mean)),
-                        (name(Suffix::Min), FieldValue::Float(min)),
-                        (name(Suffix::Max), FieldValue::Float(max)),
-                        (name(Suffix::Last), FieldValue::Float(last)),
-                    ]);
+                    out.float(name(Suffix::Mean), mean);
+                    out.float(name(Suffix::Min), min);
+                    out.float(name(Suffix::Max), max);
+                    out.float(name(Suffix::Last), last);
                 }
-                Figures::Text(s) => point
-                    .fields
-                    .push((name(Suffix::Last), FieldValue::String(s.into()))),
-                Figures::Flag(b) => point
-                    .fields
-                    .push((name(Suffix::Last), FieldValue::Boolean(b))),
+                Figures::Text(s) => out.string(name(Suffix::Last), s),
+                Figures::Flag(b) => out.boolean(name(Suffix::Last), b),
             }
         }
-        let count = i64::try_from(self.count).unwrap_or(i64::MAX);
-        point
-            .fields
-            .push(("count".into(), FieldValue::Integer(count)));
+        out.integer("count", i64::try_from(self.count).unwrap_or(i64::MAX));
     }
 }
 

@@ -169,12 +169,16 @@ impl Eq for Packed {}
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Handle {
     pub(crate) id: KeyId,
-    /// The bucket start and slot of the key's latest window.
-    pub(crate) latest: (i64, u32),
+    /// Where the key's newest window is, or [`NONE`], and its start.
+    pub(crate) latest: usize,
+    pub(crate) latest_start: i64,
     /// The key's position among the members of the commune rollup it last
     /// joined.
     pub(crate) member: u32,
 }
+
+/// No window: the end of a chain of windows, or a key without any.
+pub(crate) const NONE: usize = usize::MAX;
 
 /// A position as a hint: one too large to fit is a hint that never matches.
 pub(crate) fn hint(position: usize) -> u32 {
@@ -225,7 +229,8 @@ impl Keys {
         };
         let handle = Handle {
             id,
-            latest: (i64::MIN, u32::MAX),
+            latest: NONE,
+            latest_start: i64::MIN,
             member: u32::MAX,
         };
         self.handles.insert(packed, handle);
@@ -236,6 +241,16 @@ impl Keys {
     pub(crate) fn hint(&mut self, key: KeyRef<'_>, change: impl FnOnce(&mut Handle)) {
         if let Some(handle) = self.handles.get_mut(&key as &dyn AsParts) {
             change(handle);
+        }
+    }
+
+    /// Changes where the newest window of key `id` is.
+    pub(crate) fn set_latest(&mut self, id: KeyId, latest: usize, start: i64) {
+        let key = self.entries.get(id).and_then(|e| e.key.as_ref());
+        let handle = key.and_then(|k| self.handles.get_mut(&k.key_ref() as &dyn AsParts));
+        if let Some(handle) = handle {
+            handle.latest = latest;
+            handle.latest_start = start;
         }
     }
 

@@ -26,13 +26,19 @@
 //!
 //! Pure: no I/O, no clock; the shell calls [`Windows::record`] per reading,
 //! [`Windows::drain`] per batch, [`Windows::advance`] when the stream is idle
-//! and [`Windows::flush_all`] at shutdown.
+//! and [`Windows::flush_all`] at shutdown. [`Windows::drain_encoded`] and
+//! [`Windows::flush_all_encoded`] write the same points as lines of line
+//! protocol, without making a [`Point`] each: the cheap way to emit.
 
+mod chain;
 mod device;
+mod emit;
+mod figures;
 mod key;
 mod keys;
 mod member;
 mod rollup;
+mod slab;
 mod slots;
 mod table;
 #[cfg(test)]
@@ -41,8 +47,10 @@ mod tests;
 use schemas::{Reading, Timestamp};
 
 use self::device::DeviceWindow;
+use self::emit::{Emit, Lines};
 use self::rollup::CommuneRollup;
 use self::table::{KeyRef, Table};
+use crate::encode::{EncodeError, LineWriter};
 use crate::point::Point;
 
 /// How windows are cut and bounded.
@@ -298,6 +306,25 @@ impl Windows {
     /// event time and not emitted since its last change. Then forgets the
     /// windows the watermark has passed.
     pub fn drain(&mut self, out: &mut Vec<Point>) {
+        self.drain_into(out);
+    }
+
+    /// As [`Windows::drain`], writing each point straight to `out` as a line
+    /// of line protocol, exactly as [`crate::encode::encode_point`] would
+    /// write it, without making the point. Returns why any point could not
+    /// be written (such a point is left out, as `encode_point` leaves it).
+    pub fn drain_encoded(&mut self, out: &mut Vec<u8>) -> Vec<EncodeError> {
+        let mut errors = Vec::new();
+        let mut lines = Lines {
+            writer: LineWriter::new(out),
+            errors: &mut errors,
+        };
+        self.drain_into(&mut lines);
+        drop(lines);
+        errors
+    }
+
+    fn drain_into(&mut self, out: &mut impl Emit) {
         let (Some(max_seen), Some(watermark)) = (self.clock.max_seen, self.clock.watermark())
         else {
             return;
@@ -317,6 +344,23 @@ impl Windows {
     /// Appends a point for every window changed since its last emission, due or
     /// not (at shutdown). Windows are kept, so later readings still correct them.
     pub fn flush_all(&mut self, out: &mut Vec<Point>) {
+        self.flush_into(out);
+    }
+
+    /// As [`Windows::flush_all`], writing lines as [`Windows::drain_encoded`]
+    /// does.
+    pub fn flush_all_encoded(&mut self, out: &mut Vec<u8>) -> Vec<EncodeError> {
+        let mut errors = Vec::new();
+        let mut lines = Lines {
+            writer: LineWriter::new(out),
+            errors: &mut errors,
+        };
+        self.flush_into(&mut lines);
+        drop(lines);
+        errors
+    }
+
+    fn flush_into(&mut self, out: &mut impl Emit) {
         let stats = &mut self.stats;
         self.devices.flush_all(&self.config, out, stats);
         self.rollups.flush_all(&self.config, out, stats);

@@ -9,11 +9,13 @@
 use schemas::Attribute;
 use schemas::{Domain, Reading};
 
+use super::emit::{Out, Write};
 use super::key::FastMap;
 use super::keys::KeyId;
 use super::member::{Bin, Lamp, Lane, Member};
 use super::table::{Aggregate, WindowKey};
 use super::WindowConfig;
+#[cfg(test)]
 use crate::point::{FieldValue, Point};
 
 /// Power states that count as a lit lamp.
@@ -86,8 +88,8 @@ impl CommuneRollup {
     }
 }
 
-fn integer(n: usize) -> FieldValue {
-    FieldValue::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+fn integer(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl Aggregate for CommuneRollup {
@@ -98,10 +100,17 @@ impl Aggregate for CommuneRollup {
         self.update_member(id, None, reading);
     }
 
-    fn write(&self, key: &WindowKey, config: &WindowConfig, point: &mut Point) {
-        point.tags.push(("commune".into(), key.commune.to_string()));
+    fn clear(&mut self) {
+        self.members.clear();
+        self.index.clear();
+        self.names.clear();
+    }
+}
+
+impl Write for CommuneRollup {
+    fn write<O: Out>(&self, key: &WindowKey, config: &WindowConfig, out: &mut O) {
+        out.tag("commune", &key.commune);
         let reporting = self.members.len();
-        let fields = &mut point.fields;
         match key.domain {
             Domain::Lighting => {
                 let state = |m: &Lamp| m.power_state.value;
@@ -116,13 +125,11 @@ impl Aggregate for CommuneRollup {
                     .filter(|m| m.power_n > 0)
                     .map(|m| m.power_sum / f64::from(m.power_n))
                     .sum();
-                fields.extend([
-                    ("lamps_reporting".into(), integer(reporting)),
-                    ("lamps_on".into(), integer(on)),
-                    ("lamps_off".into(), integer(off)),
-                    ("lamps_failed".into(), integer(failed)),
-                    ("load_w".into(), FieldValue::Float(load)),
-                ]);
+                out.integer("lamps_reporting", integer(reporting));
+                out.integer("lamps_on", integer(on));
+                out.integer("lamps_off", integer(off));
+                out.integer("lamps_failed", integer(failed));
+                out.float("load_w", load);
             }
             Domain::Waste => {
                 let full = self
@@ -130,17 +137,15 @@ impl Aggregate for CommuneRollup {
                     .filter(|m| m.fill.value.is_some_and(|f| f >= config.full_threshold))
                     .count();
                 let alarm = self.bins().filter(|m| m.alarm(config)).count();
-                fields.extend([
-                    ("bins_reporting".into(), integer(reporting)),
-                    ("bins_full".into(), integer(full)),
-                    ("bins_alarm".into(), integer(alarm)),
-                ]);
+                out.integer("bins_reporting", integer(reporting));
+                out.integer("bins_full", integer(full));
+                out.integer("bins_alarm", integer(alarm));
                 let (sum, n) = self
                     .bins()
                     .filter_map(|m| m.fill.value)
                     .fold((0.0, 0_u32), |(s, n), f| (s + f, n + 1));
                 if n > 0 {
-                    fields.push(("fill_mean".into(), FieldValue::Float(sum / f64::from(n))));
+                    out.float("fill_mean", sum / f64::from(n));
                 }
             }
             Domain::Traffic => {
@@ -148,14 +153,11 @@ impl Aggregate for CommuneRollup {
                 let vehicles: f64 = self.lanes().map(|m| m.vehicles).sum();
                 let weighted: f64 = self.lanes().map(|m| m.speed_by_count).sum();
                 let weight: f64 = self.lanes().map(|m| m.speed_count).sum();
-                fields.extend([
-                    ("lanes_reporting".into(), integer(reporting)),
-                    ("lanes_congested".into(), integer(congested)),
-                    ("vehicles".into(), FieldValue::Float(vehicles)),
-                ]);
+                out.integer("lanes_reporting", integer(reporting));
+                out.integer("lanes_congested", integer(congested));
+                out.float("vehicles", vehicles);
                 if weight > 0.0 {
-                    let mean = weighted / weight;
-                    fields.push(("speed_mean_kmh".into(), FieldValue::Float(mean)));
+                    out.float("speed_mean_kmh", weighted / weight);
                 }
             }
         }

@@ -3,7 +3,6 @@
 //! where the field goes in its point from a table, and writes names
 //! (`power_w_mean`, …) that are made once per process.
 
-use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use schemas::{Attribute, Domain, Reading, Value};
@@ -163,8 +162,9 @@ static SUFFIXED: LazyLock<[[String; 4]; SLOTS]> = LazyLock::new(|| {
 });
 
 /// The name a figure of the field in `slot` is written as.
-pub(crate) fn suffixed(slot: usize, suffix: Suffix) -> Cow<'static, str> {
-    Cow::Borrowed(SUFFIXED[slot][suffix as usize].as_str())
+pub(crate) fn suffixed(slot: usize, suffix: Suffix) -> &'static str {
+    let all: &'static [[String; 4]; SLOTS] = &SUFFIXED;
+    all[slot][suffix as usize].as_str()
 }
 
 #[cfg(test)]

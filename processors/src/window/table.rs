@@ -1,11 +1,11 @@
 //! The machinery every kind of window shares: keys looked up by borrowed parts
-//! and numbered while held ([`super::keys`]), epoch-aligned buckets of windows,
-//! and the emit / forget cycle driven by the highest event time seen and the
-//! watermark.
+//! and numbered while held ([`super::keys`]), windows chained by key
+//! ([`super::chain`]) in epoch-aligned buckets, and the emit / forget cycle
+//! driven by the highest event time seen and the watermark.
 //!
-//! Every window holds the id of its key, and so does whatever a caller
-//! [`Table::hold`]s it for (a commune member holds its device's id); a key is
-//! forgotten with its last hold.
+//! A key is held by its windows (once, while it has any) and by whatever a
+//! caller [`Table::hold`]s it for (a commune member holds its device's id); it
+//! is forgotten with its last hold.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -15,68 +15,50 @@ use std::collections::HashMap;
 
 use schemas::{Domain, Reading, Timestamp};
 
+use super::chain::Chains;
+use super::emit::{Emit, Write};
 #[cfg(test)]
 use super::key::AsKeyRef;
-use super::key::FastMap;
 pub(crate) use super::key::{KeyRef, WindowKey};
 pub(crate) use super::keys::KeyId;
-use super::keys::{hint, Keys};
+use super::keys::{hint, Keys, NONE};
 use super::{WindowConfig, WindowStats};
-use crate::point::Point;
 
-/// What a window keeps between readings and how it becomes a point.
-pub(crate) trait Aggregate: Default {
+/// What a window keeps between readings; [`Write`] turns it into a point.
+pub(crate) trait Aggregate: Default + Write {
     /// Folds one reading in (readings arrive in any order of event time).
     fn update(&mut self, reading: &Reading);
-    /// Adds the window's tags and fields to `point` (which already has its
-    /// measurement and time).
-    fn write(&self, key: &WindowKey, config: &WindowConfig, point: &mut Point);
-}
-
-#[derive(Debug)]
-struct Slot<A> {
-    id: KeyId,
-    aggregate: A,
-    /// Changed since its last emission (or never emitted).
-    dirty: bool,
-    /// Emitted at least once, so the next emission is a correction.
-    emitted: bool,
-}
-
-/// The windows that share one start. Windows are only ever forgotten a whole
-/// bucket at a time, so slot indices stay valid for the bucket's life.
-#[derive(Debug)]
-struct Bucket<A> {
-    /// Slot by key id.
-    index: FastMap<KeyId, usize>,
-    slots: Vec<Slot<A>>,
-    /// Slots with `dirty` set, each once.
-    dirty: Vec<usize>,
-}
-
-impl<A> Default for Bucket<A> {
-    fn default() -> Self {
-        Self {
-            index: FastMap::default(),
-            slots: Vec::new(),
-            dirty: Vec::new(),
-        }
+    /// Makes it as new, keeping what memory it can for the next window.
+    fn clear(&mut self) {
+        *self = Self::default();
     }
 }
 
-/// A window found by [`Table::find`]: its bucket start, the id of its key and
-/// its slot, when they exist.
+/// The windows that share one start, by index in the slab. Windows are only
+/// ever forgotten a whole bucket at a time.
+#[derive(Debug, Default)]
+struct Bucket {
+    windows: Vec<usize>,
+    /// Windows with `dirty` set, each once.
+    dirty: Vec<usize>,
+}
+
+/// A window found by [`Table::find`]: its start, the id of its key and where
+/// it is, when they exist.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Found {
     start: i64,
     id: Option<KeyId>,
-    slot: Option<usize>,
+    window: Option<usize>,
+    /// The key's newest window, or [`NONE`], and its start.
+    head: usize,
+    head_start: i64,
     member: u32,
 }
 
 impl Found {
     pub(crate) fn exists(self) -> bool {
-        self.slot.is_some()
+        self.window.is_some()
     }
 
     /// The hint kept with [`Table::set_member_hint`], if the key has one.
@@ -92,7 +74,10 @@ pub(crate) struct Table<A> {
     /// Measurement per domain, in [`Domain::ALL`] order.
     measurements: [Cow<'static, str>; 3],
     keys: Keys,
-    buckets: BTreeMap<i64, Bucket<A>>,
+    windows: Chains<A>,
+    buckets: BTreeMap<i64, Bucket>,
+    /// Buckets forgotten, kept for their memory.
+    spare: Vec<Bucket>,
     open: usize,
 }
 
@@ -112,7 +97,9 @@ impl<A: Aggregate> Table<A> {
             width_ns: i64::from(width_s.max(1)) * 1_000_000_000,
             measurements: Domain::ALL.map(|d| Cow::Owned(measurement(d))),
             keys: Keys::default(),
+            windows: Chains::default(),
             buckets: BTreeMap::new(),
+            spare: Vec::new(),
             open: 0,
         }
     }
@@ -142,19 +129,14 @@ impl<A: Aggregate> Table<A> {
     /// Looks up the window of `key` starting at `start`.
     pub(crate) fn find(&self, start: i64, key: KeyRef<'_>) -> Found {
         let handle = self.keys.get(key);
-        let slot = handle.zip(self.buckets.get(&start)).and_then(|(h, b)| {
-            // Most readings go to the key's latest window: the slot is the
-            // key's own if it holds the key's id (a bucket holds a key once).
-            let (latest_start, latest_slot) = h.latest;
-            let latest = usize::try_from(latest_slot).ok().filter(|&slot| {
-                latest_start == start && b.slots.get(slot).is_some_and(|s| s.id == h.id)
-            });
-            latest.or_else(|| b.index.get(&h.id).copied())
-        });
+        let (head, head_start) = handle.map_or((NONE, i64::MIN), |h| (h.latest, h.latest_start));
+        let window = self.windows.find(head, head_start, start);
         Found {
             start,
             id: handle.map(|h| h.id),
-            slot,
+            window,
+            head,
+            head_start,
             member: handle.map_or(u32::MAX, |h| h.member),
         }
     }
@@ -187,33 +169,50 @@ impl<A: Aggregate> Table<A> {
         update: impl FnOnce(&mut A),
     ) -> KeyId {
         let id = found.id.unwrap_or_else(|| self.keys.intern(key));
-        let bucket = self.buckets.entry(found.start).or_default();
-        let index = match found.slot {
-            Some(index) if index < bucket.slots.len() => index,
-            _ => {
-                let index = bucket.slots.len();
-                bucket.index.insert(id, index);
-                bucket.slots.push(Slot {
-                    id,
-                    aggregate: A::default(),
-                    dirty: false,
-                    emitted: false,
-                });
-                self.keys.hold(id);
-                let start = found.start;
-                self.keys.hint(key, |h| h.latest = (start, hint(index)));
-                self.open += 1;
-                index
-            }
+        let start = found.start;
+        let existing = found.window.filter(|&i| {
+            self.windows
+                .get(i)
+                .is_some_and(|w| w.live && w.id == id && w.start == start)
+        });
+        debug_assert_eq!(existing, found.window);
+        let index = existing.unwrap_or_else(|| self.open_window(id, found, key));
+        let Some(window) = self.windows.get_mut(index) else {
+            return id;
         };
-        if let Some(slot) = bucket.slots.get_mut(index) {
-            update(&mut slot.aggregate);
-            if !slot.dirty {
-                slot.dirty = true;
+        update(&mut window.aggregate);
+        if !window.dirty {
+            window.dirty = true;
+            if let Some(bucket) = self.buckets.get_mut(&start) {
                 bucket.dirty.push(index);
             }
         }
         id
+    }
+
+    /// Opens the window of key `id` that `found` did not find, empty and
+    /// dirty.
+    fn open_window(&mut self, id: KeyId, found: Found, key: KeyRef<'_>) -> usize {
+        let start = found.start;
+        let (index, newest) = self.windows.open(id, start, found.head, found.head_start);
+        if newest {
+            self.keys.hint(key, |h| {
+                h.latest = index;
+                h.latest_start = start;
+            });
+        }
+        if found.head == NONE {
+            self.keys.hold(id);
+        }
+        let spare = &mut self.spare;
+        let bucket = self
+            .buckets
+            .entry(start)
+            .or_insert_with(|| spare.pop().unwrap_or_default());
+        bucket.windows.push(index);
+        bucket.dirty.push(index);
+        self.open += 1;
+        index
     }
 
     /// Holds `id` for someone other than a window of this table.
@@ -233,7 +232,7 @@ impl<A: Aggregate> Table<A> {
         max_seen: i64,
         watermark: i64,
         config: &WindowConfig,
-        out: &mut Vec<Point>,
+        out: &mut impl Emit,
         stats: &mut WindowStats,
     ) {
         self.drain_with(max_seen, watermark, config, out, stats, |_| {});
@@ -245,7 +244,7 @@ impl<A: Aggregate> Table<A> {
         max_seen: i64,
         watermark: i64,
         config: &WindowConfig,
-        out: &mut Vec<Point>,
+        out: &mut impl Emit,
         stats: &mut WindowStats,
         mut forget: impl FnMut(&A),
     ) {
@@ -254,10 +253,11 @@ impl<A: Aggregate> Table<A> {
             if start.saturating_add(width) > max_seen {
                 break;
             }
+            let windows = &mut self.windows;
             emit(
                 &self.measurements,
                 &self.keys,
-                start,
+                windows,
                 bucket,
                 config,
                 out,
@@ -268,12 +268,20 @@ impl<A: Aggregate> Table<A> {
             if entry.key().saturating_add(width) > watermark {
                 break;
             }
-            let bucket = entry.remove();
-            self.open = self.open.saturating_sub(bucket.slots.len());
-            for slot in &bucket.slots {
-                forget(&slot.aggregate);
-                self.keys.release(slot.id);
+            let mut bucket = entry.remove();
+            self.open = self.open.saturating_sub(bucket.windows.len());
+            for &index in &bucket.windows {
+                // Windows go oldest first: a key's newest goes last.
+                if let Some((id, head, start)) = self.windows.forget(index, &mut forget) {
+                    self.keys.set_latest(id, head, start);
+                    if head == NONE {
+                        self.keys.release(id);
+                    }
+                }
             }
+            bucket.windows.clear();
+            bucket.dirty.clear();
+            self.spare.push(bucket);
         }
     }
 
@@ -281,14 +289,15 @@ impl<A: Aggregate> Table<A> {
     pub(crate) fn flush_all(
         &mut self,
         config: &WindowConfig,
-        out: &mut Vec<Point>,
+        out: &mut impl Emit,
         stats: &mut WindowStats,
     ) {
-        for (&start, bucket) in &mut self.buckets {
+        for bucket in self.buckets.values_mut() {
+            let windows = &mut self.windows;
             emit(
                 &self.measurements,
                 &self.keys,
-                start,
+                windows,
                 bucket,
                 config,
                 out,
@@ -301,30 +310,27 @@ impl<A: Aggregate> Table<A> {
 fn emit<A: Aggregate>(
     measurements: &[Cow<'static, str>; 3],
     keys: &Keys,
-    start: i64,
-    bucket: &mut Bucket<A>,
+    windows: &mut Chains<A>,
+    bucket: &mut Bucket,
     config: &WindowConfig,
-    out: &mut Vec<Point>,
+    out: &mut impl Emit,
     stats: &mut WindowStats,
 ) {
-    out.reserve(bucket.dirty.len());
     for index in bucket.dirty.drain(..) {
-        let Some(slot) = bucket.slots.get_mut(index) else {
+        let Some(window) = windows.get_mut(index) else {
             continue;
         };
-        let Some(key) = keys.key(slot.id) else {
+        let Some(key) = keys.key(window.id) else {
             continue;
         };
-        let measurement = measurements[domain_index(key.domain)].clone();
-        let mut point = Point::new(measurement, Timestamp::from_nanos(start));
-        slot.aggregate.write(key, config, &mut point);
-        if slot.emitted {
+        let measurement = &measurements[domain_index(key.domain)];
+        out.emit(measurement, window.start, key, config, &window.aggregate);
+        if window.emitted {
             stats.corrections += 1;
         }
-        slot.dirty = false;
-        slot.emitted = true;
+        window.dirty = false;
+        window.emitted = true;
         stats.points_emitted += 1;
-        out.push(point);
     }
 }
 
@@ -332,6 +338,7 @@ fn emit<A: Aggregate>(
 mod tests {
     use super::*;
     use crate::point::FieldValue;
+    use crate::window::emit::Out;
 
     /// Counts readings; enough to watch the machinery.
     #[derive(Debug, Default)]
@@ -341,9 +348,12 @@ mod tests {
         fn update(&mut self, _: &Reading) {
             self.0 += 1;
         }
-        fn write(&self, key: &WindowKey, _: &WindowConfig, point: &mut Point) {
-            point.tags.push(("device".into(), key.device.to_string()));
-            point.fields.push(("n".into(), FieldValue::Integer(self.0)));
+    }
+
+    impl Write for Count {
+        fn write<O: Out>(&self, key: &WindowKey, _: &WindowConfig, out: &mut O) {
+            out.tag("device", &key.device);
+            out.integer("n", self.0);
         }
     }
 

@@ -277,3 +277,38 @@ fn windows_can_move_between_threads() {
     fn send<T: Send>(_: &T) {}
     send(&Windows::new(WindowConfig::default()));
 }
+
+#[test]
+fn encoded_drain_refuses_what_encoding_the_point_refuses() {
+    use crate::encode::encode_point;
+    let mut readings = vec![lamp("l-1", 0, 1.0), lamp("bad\\", 1, 2.0)];
+    for secs in [2, 3] {
+        let mut huge = lamp("l-2", secs, 3.0);
+        huge.values
+            .set(Attribute::EnergyConsumed, Value::Number(f64::MAX));
+        readings.push(huge);
+    }
+    let (mut by_point, mut by_line) = (
+        Windows::new(WindowConfig::default()),
+        Windows::new(WindowConfig::default()),
+    );
+    for r in &readings {
+        by_point.record(r);
+        by_line.record(r);
+    }
+    by_point.advance(Timestamp::from_secs(2_000));
+    by_line.advance(Timestamp::from_secs(2_000));
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    let refused: Vec<_> = drained(&mut by_point)
+        .iter()
+        .filter_map(|p| encode_point(p, &mut want).err())
+        .collect();
+    let errors = by_line.drain_encoded(&mut got);
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert_eq!(errors, refused);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+    assert_eq!(by_point.stats(), by_line.stats());
+}

@@ -1,0 +1,242 @@
+//! The running figures of the fields of a device window, kept in place.
+//!
+//! A window keeps its first [`INLINE`] fields inside itself, so that folding a
+//! reading in touches the window's own memory and nothing else; a window with
+//! more fields (rare: no device of one domain sends that many) moves them all
+//! to the heap. Cleared windows keep that memory for the next window.
+
+use crate::normalize::Field;
+
+/// How many fields a window keeps in place.
+pub(crate) const INLINE: usize = 7;
+
+/// The running figures of one field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Figures {
+    Number {
+        sum: f64,
+        n: u64,
+        min: f64,
+        max: f64,
+        last: f64,
+    },
+    Text(&'static str),
+    Flag(bool),
+}
+
+/// One field of a window: its figures and the event time of its `last`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FieldState {
+    /// Event time of the reading `last` came from.
+    pub(crate) last_at: i64,
+    pub(crate) figures: Figures,
+}
+
+impl FieldState {
+    const EMPTY: Self = Self {
+        last_at: 0,
+        figures: Figures::Flag(false),
+    };
+
+    pub(crate) fn new(field: Field, at: i64) -> Self {
+        let figures = match field {
+            Field::Float(_, v) => Figures::Number {
+                sum: v,
+                n: 1,
+                min: v,
+                max: v,
+                last: v,
+            },
+            Field::String(_, s) => Figures::Text(s),
+            Field::Boolean(_, b) => Figures::Flag(b),
+        };
+        Self {
+            last_at: at,
+            figures,
+        }
+    }
+
+    pub(crate) fn update(&mut self, field: Field, at: i64) {
+        let latest = at >= self.last_at;
+        match (&mut self.figures, field) {
+            (
+                Figures::Number {
+                    sum,
+                    n,
+                    min,
+                    max,
+                    last,
+                },
+                Field::Float(_, v),
+            ) => {
+                *sum += v;
+                *n += 1;
+                *min = min.min(v);
+                *max = max.max(v);
+                if latest {
+                    *last = v;
+                }
+            }
+            (Figures::Text(last), Field::String(_, s)) => {
+                if latest {
+                    *last = s;
+                }
+            }
+            (Figures::Flag(last), Field::Boolean(_, b)) => {
+                if latest {
+                    *last = b;
+                }
+            }
+            // A field keeps the type it first had; a value of another type is
+            // left out rather than changing the type written.
+            _ => return,
+        }
+        if latest {
+            self.last_at = at;
+        }
+    }
+}
+
+/// The fields of a window in output order, each with its slot
+/// ([`super::slots`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Fields {
+    /// Slots of the fields kept in place, in one cache line to search.
+    slots: [u8; INLINE],
+    states: [FieldState; INLINE],
+    len: u8,
+    /// Every field, once there are more than [`INLINE`]; else empty.
+    spilled: Vec<(u8, FieldState)>,
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Self {
+            slots: [0; INLINE],
+            states: [FieldState::EMPTY; INLINE],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
+}
+
+impl Fields {
+    pub(crate) fn len(&self) -> usize {
+        if self.spilled.is_empty() {
+            usize::from(self.len)
+        } else {
+            self.spilled.len()
+        }
+    }
+
+    /// The slot of the field at `i`.
+    pub(crate) fn slot(&self, i: usize) -> Option<u8> {
+        if self.spilled.is_empty() {
+            self.slots[..usize::from(self.len)].get(i).copied()
+        } else {
+            self.spilled.get(i).map(|&(slot, _)| slot)
+        }
+    }
+
+    /// The position of the field in `slot`, looking from `from` on first:
+    /// readings of a device carry their fields in output order, so the next
+    /// one is usually right there.
+    pub(crate) fn position(&self, slot: u8, from: usize) -> Option<usize> {
+        if !self.spilled.is_empty() {
+            let at = |i: usize| self.spilled[i].0 == slot;
+            let len = self.spilled.len();
+            return (from.min(len)..len)
+                .chain(0..from.min(len))
+                .find(|&i| at(i));
+        }
+        let slots = &self.slots[..usize::from(self.len)];
+        let (before, after) = slots.split_at(from.min(slots.len()));
+        after
+            .iter()
+            .position(|&s| s == slot)
+            .map(|i| from + i)
+            .or_else(|| before.iter().position(|&s| s == slot))
+    }
+
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut FieldState> {
+        if self.spilled.is_empty() {
+            self.states[..usize::from(self.len)].get_mut(i)
+        } else {
+            self.spilled.get_mut(i).map(|(_, state)| state)
+        }
+    }
+
+    /// Puts a field at `i`, moving those from `i` on one place up.
+    pub(crate) fn insert(&mut self, i: usize, slot: u8, state: FieldState) {
+        let len = usize::from(self.len);
+        if self.spilled.is_empty() && len < INLINE {
+            let i = i.min(len);
+            self.slots.copy_within(i..len, i + 1);
+            self.states.copy_within(i..len, i + 1);
+            self.slots[i] = slot;
+            self.states[i] = state;
+            self.len += 1;
+            return;
+        }
+        if self.spilled.is_empty() {
+            let inline = self.slots[..len].iter().zip(&self.states[..len]);
+            self.spilled.extend(inline.map(|(&s, &f)| (s, f)));
+            self.len = 0;
+        }
+        let i = i.min(self.spilled.len());
+        self.spilled.insert(i, (slot, state));
+    }
+
+    /// Every field with its slot, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u8, &FieldState)> + '_ {
+        let len = usize::from(self.len);
+        let inline = self.slots[..len].iter().zip(&self.states[..len]);
+        let spilled = self.spilled.iter().map(|(slot, state)| (slot, state));
+        inline.chain(spilled).map(|(&slot, state)| (slot, state))
+    }
+
+    /// Forgets every field, keeping the memory.
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+        self.spilled.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(v: f64) -> FieldState {
+        FieldState::new(Field::Float("x", v), 0)
+    }
+
+    #[test]
+    fn fields_stay_in_order_in_place_and_spilled() {
+        let mut fields = Fields::default();
+        let mut want: Vec<u8> = Vec::new();
+        for (k, slot) in [5_u8, 1, 9, 3, 7, 2, 8, 4, 6, 0, 10]
+            .into_iter()
+            .enumerate()
+        {
+            let at = want.iter().position(|&s| s > slot).unwrap_or(want.len());
+            want.insert(at, slot);
+            fields.insert(at, slot, state(k as f64));
+            let got: Vec<u8> = fields.iter().map(|(s, _)| s).collect();
+            assert_eq!(got, want);
+            assert_eq!(fields.len(), want.len());
+            for (i, &s) in want.iter().enumerate() {
+                assert_eq!(fields.slot(i), Some(s));
+                assert_eq!(fields.position(s, 3), Some(i));
+            }
+            assert_eq!(fields.position(200, 1), None);
+        }
+        if let Some(f) = fields.get_mut(0) {
+            f.update(Field::Float("x", 1.0), 1);
+        }
+        assert_eq!(fields.iter().next().map(|(_, f)| f.last_at), Some(1));
+        fields.clear();
+        assert_eq!((fields.len(), fields.iter().count()), (0, 0));
+        fields.insert(0, 4, state(1.0));
+        assert_eq!(fields.iter().map(|(s, _)| s).collect::<Vec<_>>(), [4]);
+    }
+}
