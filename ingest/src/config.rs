@@ -355,6 +355,7 @@ pub struct WindowsConfig {
     /// How late a reading may arrive and still correct its window, in seconds.
     pub allowed_lateness_s: u32,
     /// Most windows open at once; past it, readings are not aggregated (counted).
+    /// A device holds about `allowed_lateness_s / device_window_s + 2` windows.
     pub max_open_windows: usize,
     /// Fill ratio at or above which a bin counts as full.
     pub full_threshold: f64,

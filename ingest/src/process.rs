@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use processors::encode::{encode_point, encode_reading};
+use processors::encode::encode_reading;
 use processors::window::{WindowStats, Windows};
-use processors::Point;
 use schemas::decode::Decoder;
 use schemas::{Applications, Reading, Timestamp};
 use tokio::sync::mpsc;
@@ -22,7 +21,6 @@ pub struct Processor {
     windows: Option<Windows>,
     metrics: Metrics,
     readings: Vec<Reading>,
-    points: Vec<Point>,
     stats: WindowStats,
 }
 
@@ -38,7 +36,6 @@ impl Processor {
                 .then(|| Windows::new(cfg.windows.to_processor())),
             metrics,
             readings: Vec::with_capacity(16),
-            points: Vec::new(),
             stats: WindowStats::default(),
         })
     }
@@ -100,18 +97,32 @@ impl Processor {
 
     /// Emits the windows that are due.
     pub fn drain_windows(&mut self, out: &mut LineBatch) {
-        if let Some(w) = self.windows.as_mut() {
-            w.drain(&mut self.points);
-        }
-        self.encode_points(out);
+        self.emit(out, Windows::drain_encoded);
     }
 
     /// Emits every window with changes not yet written (at shutdown).
     pub fn flush_windows(&mut self, out: &mut LineBatch) {
-        if let Some(w) = self.windows.as_mut() {
-            w.flush_all(&mut self.points);
+        self.emit(out, Windows::flush_all_encoded);
+    }
+
+    /// Writes windows straight into the batch as lines.
+    fn emit(
+        &mut self,
+        out: &mut LineBatch,
+        write: fn(&mut Windows, &mut Vec<u8>) -> Vec<processors::encode::EncodeError>,
+    ) {
+        let Some(w) = self.windows.as_mut() else {
+            return;
+        };
+        let start = out.buf.len();
+        for e in write(w, &mut out.buf) {
+            tracing::error!(error = %e, "a window point cannot be encoded");
         }
-        self.encode_points(out);
+        // A few lines per batch: a dependency for counting them is not worth it.
+        #[allow(clippy::naive_bytecount)]
+        let lines = out.buf[start..].iter().filter(|b| **b == b'\n').count();
+        out.windows += lines;
+        self.publish_window_stats();
     }
 
     /// Moves event time forward by `by` while no input arrives, so that the
@@ -123,20 +134,6 @@ impl Processor {
             }
         }
         self.drain_windows(out);
-    }
-
-    fn encode_points(&mut self, out: &mut LineBatch) {
-        for p in self.points.drain(..) {
-            match encode_point(&p, &mut out.buf) {
-                Ok(()) => out.windows += 1,
-                Err(e) => tracing::error!(
-                    measurement = %p.measurement,
-                    error = %e,
-                    "a window point cannot be encoded"
-                ),
-            }
-        }
-        self.publish_window_stats();
     }
 
     fn publish_window_stats(&mut self) {
