@@ -1,7 +1,8 @@
 //! Simulated fleets of street lights, waste containers and traffic counters
 //! for the communes of a [`FleetSpec`], publishing in every wire format the
-//! service reads. Pure and deterministic: no I/O, no clock; the same seed
-//! gives byte-identical messages.
+//! service reads. The core is pure and deterministic: no I/O, no clock; the
+//! same seed gives byte-identical messages. [`publish`] is the async shell
+//! that sends them to an MQTT broker (the `simulate` binary).
 //!
 //! - [`spec`]: the fleet spec (TOML), with defaults and validation.
 //! - [`sun`]: sunrise and sunset (NOAA solar equations).
@@ -11,11 +12,13 @@
 //!   The Things Stack v3 or ChirpStack v4.
 //! - [`fleet`]: the devices of a spec; [`stream`]: their [`Message`]s over a
 //!   time range, faults included, and how a message is identified.
+//! - [`publish`]: `simulate run`, `backfill` and `load` over MQTT.
 
 pub mod fleet;
 pub mod format;
 pub mod lighting;
 pub mod observation;
+pub mod publish;
 mod random;
 pub mod spec;
 pub mod stream;
