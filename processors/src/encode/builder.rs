@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use schemas::Timestamp;
 
 use super::error::{EncodeError, Part};
-use super::{escape, number, scan};
+use super::{escape, number, prepared, scan};
 
 /// State of a line whose measurement (and perhaps some tags) is written: tags
 /// or a first field may follow.
@@ -68,14 +68,20 @@ impl State for Fields {
 /// ```
 #[derive(Debug)]
 pub struct LineWriter<'b> {
-    buf: &'b mut Vec<u8>,
+    pub(super) buf: &'b mut Vec<u8>,
     /// Where the last finished line ends: anything after it is unfinished.
     end: usize,
     /// Where the line being written starts its tags (after the measurement).
-    tags: usize,
+    pub(super) tags: usize,
     /// Bloom filter of the keys of the line being written (two bits a key);
     /// only when it says "maybe" is the line searched for the key.
-    seen: [u64; 4],
+    pub(super) seen: [u64; 4],
+    /// The [`KeySet`](super::KeySet) number of the keys of the line being
+    /// written while they are all prepared keys of one set with a bit
+    /// ([`prepared::NO_SET`] before the first key, [`prepared::MIXED`] once
+    /// not), and their bits: then `mask` alone answers the duplicate check.
+    pub(super) set: u64,
+    pub(super) mask: u128,
     /// The last float of the line being written: its bits and where its text
     /// is. Aggregates often repeat a value (mean, min, max and last of one
     /// reading), and copying the text is cheaper than writing it again.
@@ -97,6 +103,8 @@ impl<'b> LineWriter<'b> {
             end,
             tags: end,
             seen: [0; 4],
+            set: prepared::NO_SET,
+            mask: 0,
             last_float: None,
         }
     }
@@ -115,6 +123,8 @@ impl<'b> LineWriter<'b> {
         escape::name(self.buf, measurement, escape::MEASUREMENT);
         self.tags = self.buf.len();
         self.seen = [0; 4];
+        self.set = prepared::NO_SET;
+        self.mask = 0;
         self.last_float = None;
         Ok(LineBuilder {
             writer: self,
@@ -140,12 +150,13 @@ impl<'b> LineWriter<'b> {
         for bit in bits {
             self.seen[bit >> 6] |= 1 << (bit & 63);
         }
+        self.set = prepared::MIXED;
         self.buf.push(b'=');
         Ok(())
     }
 
     #[inline]
-    fn tag(&mut self, key: &str, value: &str) -> Result<(), EncodeError> {
+    pub(super) fn tag(&mut self, key: &str, value: &str) -> Result<(), EncodeError> {
         if key.is_empty() {
             return Err(EncodeError::EmptyTagKey);
         }
@@ -172,11 +183,23 @@ impl<'b> LineWriter<'b> {
     }
 
     #[inline]
-    fn float(&mut self, separator: u8, key: &str, value: f64) -> Result<(), EncodeError> {
+    pub(super) fn float(
+        &mut self,
+        separator: u8,
+        key: &str,
+        value: f64,
+    ) -> Result<(), EncodeError> {
         if !value.is_finite() {
             return Err(EncodeError::NonFiniteFloat(key.to_owned()));
         }
         self.field_key(separator, key)?;
+        self.float_value(value);
+        Ok(())
+    }
+
+    /// Writes a finite float value.
+    #[inline]
+    pub(super) fn float_value(&mut self, value: f64) {
         let bits = value.to_bits();
         let start = self.buf.len();
         // Within one line the buffer only grows, so the text is still there.
@@ -187,18 +210,27 @@ impl<'b> LineWriter<'b> {
             _ => number::float(self.buf, value),
         }
         self.last_float = Some((bits, start, self.buf.len()));
-        Ok(())
     }
 
     #[inline]
-    fn integer(&mut self, separator: u8, key: &str, value: i64) -> Result<(), EncodeError> {
+    pub(super) fn integer(
+        &mut self,
+        separator: u8,
+        key: &str,
+        value: i64,
+    ) -> Result<(), EncodeError> {
         self.field_key(separator, key)?;
         number::integer(self.buf, value);
         Ok(())
     }
 
     #[inline]
-    fn boolean(&mut self, separator: u8, key: &str, value: bool) -> Result<(), EncodeError> {
+    pub(super) fn boolean(
+        &mut self,
+        separator: u8,
+        key: &str,
+        value: bool,
+    ) -> Result<(), EncodeError> {
         self.field_key(separator, key)?;
         self.buf
             .extend_from_slice(if value { b"true" } else { b"false" });
@@ -206,14 +238,19 @@ impl<'b> LineWriter<'b> {
     }
 
     #[inline]
-    fn string(&mut self, separator: u8, key: &str, value: &str) -> Result<(), EncodeError> {
+    pub(super) fn string(
+        &mut self,
+        separator: u8,
+        key: &str,
+        value: &str,
+    ) -> Result<(), EncodeError> {
         self.field_key(separator, key)?;
         escape::string(self.buf, value);
         Ok(())
     }
 
     #[inline]
-    fn finish(&mut self, time: Timestamp) {
+    pub(super) fn finish(&mut self, time: Timestamp) {
         self.buf.push(b' ');
         number::timestamp(self.buf, time.as_nanos());
         self.buf.push(b'\n');
@@ -222,7 +259,7 @@ impl<'b> LineWriter<'b> {
 }
 
 /// Fails if a name or tag value ends with a backslash.
-fn no_trailing_backslash(text: &str, part: Part) -> Result<(), EncodeError> {
+pub(super) fn no_trailing_backslash(text: &str, part: Part) -> Result<(), EncodeError> {
     if text.ends_with('\\') {
         Err(EncodeError::EndsWithBackslash {
             part,
@@ -258,7 +295,17 @@ impl LineBuilder<'_, '_, Tags> {
 
 impl<'w, 'b, S: State> LineBuilder<'w, 'b, S> {
     #[inline]
-    fn into_fields(self) -> LineBuilder<'w, 'b, Fields> {
+    pub(super) fn into_writer(self) -> &'w mut LineWriter<'b> {
+        self.writer
+    }
+
+    #[inline]
+    pub(super) fn writer(&mut self) -> &mut LineWriter<'b> {
+        self.writer
+    }
+
+    #[inline]
+    pub(super) fn into_fields(self) -> LineBuilder<'w, 'b, Fields> {
         LineBuilder {
             writer: self.writer,
             state: PhantomData,

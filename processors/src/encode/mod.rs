@@ -65,19 +65,25 @@
 //! written form is, i.e. after the control-character mapping above.
 
 mod builder;
+mod dynamic;
 mod error;
 mod escape;
 mod number;
+mod prepared;
 mod scan;
 #[cfg(test)]
 mod tests;
 
 pub use builder::{Fields, LineBuilder, LineWriter, State, Tags};
+pub(crate) use dynamic::{DynLine, Name};
 pub use error::{EncodeError, Part};
+pub use prepared::{KeySet, PreparedKey, MASK_BITS};
 
-use schemas::Reading;
+use std::sync::LazyLock;
 
-use crate::normalize::{self, Field};
+use schemas::{Attribute, Reading, Value};
+
+use crate::normalize::{self, Field, FLOW_VPH, PERIOD_S};
 use crate::point::{FieldValue, Point};
 
 /// Tag key of the commune.
@@ -88,6 +94,29 @@ pub const TAG_DEVICE: &str = "device";
 pub const TAG_DISTRICT: &str = "district";
 /// Tag key of a traffic counter's lane.
 pub const TAG_LANE: &str = "lane";
+
+/// Where the names of [`READING_KEYS`] are: the attributes' field names in
+/// [`Attribute::ALL`] order, then these.
+const KEY_PERIOD: usize = Attribute::COUNT;
+const KEY_FLOW: usize = Attribute::COUNT + 1;
+const KEY_COMMUNE: usize = Attribute::COUNT + 2;
+const KEY_DEVICE: usize = Attribute::COUNT + 3;
+const KEY_DISTRICT: usize = Attribute::COUNT + 4;
+const KEY_LANE: usize = Attribute::COUNT + 5;
+
+/// Every tag and field key a raw reading can have, prepared once per process.
+static READING_KEYS: LazyLock<KeySet> = LazyLock::new(|| {
+    let attributes = Attribute::ALL.iter().map(|a| a.field());
+    let others = [
+        PERIOD_S,
+        FLOW_VPH,
+        TAG_COMMUNE,
+        TAG_DEVICE,
+        TAG_DISTRICT,
+        TAG_LANE,
+    ];
+    KeySet::new(attributes.chain(others))
+});
 
 /// Appends one raw reading as a line (terminated by `\n`) to `buf`; see
 /// [`LineWriter::reading`]. On error `buf` is left as it was.
@@ -111,21 +140,31 @@ impl LineWriter<'_> {
     ///
     /// Allocates nothing unless it fails.
     pub fn reading(&mut self, reading: &Reading) -> Result<(), EncodeError> {
+        // Every name is prepared once: see `READING_KEYS`.
+        let keys: &'static [PreparedKey] = READING_KEYS.keys();
         let mut line = self
             .line(reading.domain.as_str())?
-            .tag(TAG_COMMUNE, &reading.commune)?
-            .tag(TAG_DEVICE, &reading.device)?;
+            .prepared_tag(&keys[KEY_COMMUNE], &reading.commune)?
+            .prepared_tag(&keys[KEY_DEVICE], &reading.device)?;
         if let Some(district) = &reading.district {
-            line = line.tag(TAG_DISTRICT, district)?;
+            line = line.prepared_tag(&keys[KEY_DISTRICT], district)?;
         }
         if let Some(lane) = reading.lane {
-            line = line.tag(TAG_LANE, itoa::Buffer::new().format(lane))?;
+            line = line.prepared_tag(&keys[KEY_LANE], itoa::Buffer::new().format(lane))?;
         }
-        let mut fields = normalize::fields(reading);
-        let first = fields.next().ok_or(EncodeError::NoFields)?;
+        let attributes = reading.values.iter().map(|(a, v)| (&keys[a.index()], v));
+        let period = reading
+            .period_s
+            .map(|p| (&keys[KEY_PERIOD], Value::Number(f64::from(p))));
+        let flow = normalize::flow_vph(reading).map(|f| (&keys[KEY_FLOW], Value::Number(f)));
+        // The fields of `normalize::fields`, in its order.
+        let mut fields = attributes.chain(period).chain(flow);
+        let (key, value) = fields.next().ok_or(EncodeError::NoFields)?;
         // Internal iteration: much faster than `for` over the chained iterator.
         fields
-            .try_fold(line.normalized(first)?, LineBuilder::normalized)?
+            .try_fold(line.prepared_value(key, value)?, |line, (key, value)| {
+                line.prepared_value(key, value)
+            })?
             .finish(reading.time);
         Ok(())
     }
@@ -160,6 +199,20 @@ impl<'w, 'b, S: State> LineBuilder<'w, 'b, S> {
             FieldValue::Integer(v) => self.integer(key, *v),
             FieldValue::Boolean(v) => self.boolean(key, *v),
             FieldValue::String(v) => self.string(key, v),
+        }
+    }
+
+    /// Adds an attribute value (or a derived number) under a prepared key.
+    #[inline]
+    fn prepared_value(
+        self,
+        key: &PreparedKey,
+        value: Value,
+    ) -> Result<LineBuilder<'w, 'b, Fields>, EncodeError> {
+        match value {
+            Value::Number(v) => self.prepared_float(key, v),
+            Value::Symbol(v) => self.prepared_string(key, v),
+            Value::Bool(v) => self.prepared_boolean(key, v),
         }
     }
 

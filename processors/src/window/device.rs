@@ -7,7 +7,7 @@ use schemas::{Domain, Reading};
 
 use super::emit::{Out, Write};
 use super::figures::{FieldState, Fields, Figures};
-use super::slots::{self, Suffix};
+use super::slots::{self, Key, Suffix};
 use super::table::{Aggregate, WindowKey};
 use super::WindowConfig;
 #[cfg(test)]
@@ -93,17 +93,17 @@ impl Aggregate for DeviceWindow {
 
 impl Write for DeviceWindow {
     fn write<O: Out>(&self, key: &WindowKey, _: &WindowConfig, out: &mut O) {
-        out.tag("commune", &key.commune);
-        out.tag("device", &key.device);
+        out.tag(slots::key(Key::Commune), &key.commune);
+        out.tag(slots::key(Key::Device), &key.device);
         if self.has_district {
-            out.tag("district", &self.district);
+            out.tag(slots::key(Key::District), &self.district);
         }
         if let Some(lane) = key.lane {
-            out.tag("lane", itoa::Buffer::new().format(lane));
+            out.tag(slots::key(Key::Lane), itoa::Buffer::new().format(lane));
         }
         for (slot, field) in self.fields.iter() {
             let slot = usize::from(slot);
-            let name = |suffix| slots::suffixed(slot, suffix);
+            let name = |suffix| slots::suffixed_key(slot, suffix);
             match field.figures {
                 Figures::Number {
                     sum,
@@ -122,7 +122,10 @@ impl Write for DeviceWindow {
                 Figures::Flag(b) => out.boolean(name(Suffix::Last), b),
             }
         }
-        out.integer("count", i64::try_from(self.count).unwrap_or(i64::MAX));
+        out.integer(
+            slots::key(Key::Count),
+            i64::try_from(self.count).unwrap_or(i64::MAX),
+        );
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 
 use schemas::{Attribute, Domain, Reading, Value};
 
+use crate::encode::{KeySet, PreparedKey, TAG_COMMUNE, TAG_DEVICE, TAG_DISTRICT, TAG_LANE};
 use crate::normalize::{self, Field, FLOW_VPH, PERIOD_S};
 
 /// One slot per attribute, then the two derived fields. Attributes written
@@ -154,17 +155,47 @@ pub(crate) enum Suffix {
     Last,
 }
 
-/// `{field}_{suffix}` for every slot, made on first use.
-static SUFFIXED: LazyLock<[[String; 4]; SLOTS]> = LazyLock::new(|| {
-    std::array::from_fn(|slot| {
-        ["mean", "min", "max", "last"].map(|suffix| format!("{}_{suffix}", NAMES[slot]))
-    })
+/// Every key a device window writes, prepared once per process: for each slot
+/// `{field}_{suffix}` in [`Suffix`] order, then `count` and the tag keys
+/// (see [`Key`]).
+static KEYS: LazyLock<KeySet> = LazyLock::new(|| {
+    let suffixed = NAMES
+        .iter()
+        .flat_map(|name| ["mean", "min", "max", "last"].map(|suffix| format!("{name}_{suffix}")));
+    let others = [COUNT, TAG_COMMUNE, TAG_DEVICE, TAG_DISTRICT, TAG_LANE].map(str::to_owned);
+    let names: Vec<String> = suffixed.chain(others).collect();
+    KeySet::new(names.iter().map(String::as_str))
 });
 
+/// Field name of the number of readings of a window.
+const COUNT: &str = "count";
+
+/// A key of a device window other than the figures of a field.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Key {
+    Count,
+    Commune,
+    Device,
+    District,
+    Lane,
+}
+
+/// The prepared key a figure of the field in `slot` is written as.
+pub(crate) fn suffixed_key(slot: usize, suffix: Suffix) -> &'static PreparedKey {
+    let keys: &'static [PreparedKey] = KEYS.keys();
+    &keys[slot * 4 + suffix as usize]
+}
+
+/// The prepared key of a tag or of `count`.
+pub(crate) fn key(key: Key) -> &'static PreparedKey {
+    let keys: &'static [PreparedKey] = KEYS.keys();
+    &keys[SLOTS * 4 + key as usize]
+}
+
 /// The name a figure of the field in `slot` is written as.
+#[cfg(test)]
 pub(crate) fn suffixed(slot: usize, suffix: Suffix) -> &'static str {
-    let all: &'static [[String; 4]; SLOTS] = &SUFFIXED;
-    all[slot][suffix as usize].as_str()
+    suffixed_key(slot, suffix).as_str()
 }
 
 #[cfg(test)]
