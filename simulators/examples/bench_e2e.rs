@@ -1,0 +1,199 @@
+//! End-to-end benchmark: mosquitto and VictoriaMetrics on loopback, the
+//! `ingest` service between them, and `simulate load` publishing N messages
+//! across many devices and the three domains at full speed. Timed from the
+//! first publish until the database has acknowledged every point, then the
+//! points are checked to be queryable. Prints messages/s, the service's CPU
+//! seconds per message and its peak RSS.
+//!
+//! Run through `scripts/bench-e2e.sh`, which builds the binaries first.
+
+#![allow(clippy::print_stdout)] // The report is the program's output.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use harness::{Mosquitto, VictoriaMetrics};
+
+struct Args {
+    count: u64,
+    qos: u8,
+    connections: u32,
+    ingest: PathBuf,
+    simulate: PathBuf,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        count: 1_000_000,
+        qos: 1,
+        connections: 8,
+        ingest: PathBuf::from("target/release/ingest"),
+        simulate: PathBuf::from("target/release/simulate"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--count" => a.count = value.parse()?,
+            "--qos" => a.qos = value.parse()?,
+            "--connections" => a.connections = value.parse()?,
+            "--ingest" => a.ingest = value.into(),
+            "--simulate" => a.simulate = value.into(),
+            _ => bail!("unknown flag {flag}"),
+        }
+    }
+    Ok(a)
+}
+
+/// User + system CPU seconds and peak RSS (kB) of a process, from /proc.
+fn usage(pid: u32) -> anyhow::Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').context("stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .context("VmHWM")?
+        .parse()?;
+    Ok((ticks / 100.0, hwm))
+}
+
+async fn metric(client: &reqwest::Client, url: &str, line_prefix: &str) -> anyhow::Result<f64> {
+    let text = client.get(url).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let a = args()?;
+    let broker = Mosquitto::launch().await?;
+    let vm = VictoriaMetrics::launch_with(&["-dedup.minScrapeInterval=1ms"]).await?;
+    let dir = tempfile::tempdir()?;
+    let http = free_port()?;
+    let config = dir.path().join("ingest.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[broker]\nenabled = false\n[mqtt]\nport = {}\nclient_id = \"bench-ingest\"\n\
+             [sink]\nkind = \"influxdb_v2\"\n[sink.influxdb]\nurl = \"{}\"\ntoken = \"bench\"\n\
+             [windows]\nmax_open_windows = 400000\n[http]\nlisten = \"127.0.0.1:{http}\"\n\
+             [log]\nlevel = \"warn,rumqttd=off\"\n",
+            broker.port(),
+            vm.base_url()
+        ),
+    )?;
+    let mut service = Command::new(&a.ingest)
+        .args(["run", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", a.ingest.display()))?;
+    let pid = service.id();
+    let client = reqwest::Client::new();
+    let metrics = format!("http://127.0.0.1:{http}/metrics");
+    let ready = format!("http://127.0.0.1:{http}/readyz");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(&ready).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the service did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (cpu0, _) = usage(pid)?;
+    let report = dir.path().join("report.json");
+    let started = Instant::now();
+    let status = Command::new(&a.simulate)
+        .args(["load", "--broker"])
+        .arg(format!("127.0.0.1:{}", broker.port()))
+        .args(["--rate", "0", "--faults", "off"])
+        .args(["--qos", &a.qos.to_string()])
+        .args(["--connections", &a.connections.to_string()])
+        .args(["--count", &a.count.to_string()])
+        .arg("--report")
+        .arg(&report)
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("simulate load failed");
+    }
+    let published = started.elapsed();
+    let target = a.count as f64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let written = loop {
+        let raw = metric(
+            &client,
+            &metrics,
+            "ingest_points_written_total{kind=\"raw\"}",
+        )
+        .await?;
+        if raw >= target {
+            break raw;
+        }
+        if Instant::now() > deadline {
+            bail!("only {raw} of {target} points written after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let elapsed = started.elapsed();
+    let (cpu1, rss_kb) = usage(pid)?;
+    vm.flush().await?;
+    let queryable = vm
+        .export_matching(
+            "{__name__=~\"(lighting|waste|traffic)_(power_w|fill_ratio|vehicle_count)\"}",
+        )
+        .await?
+        .iter()
+        .map(|s| s.values.len())
+        .sum::<usize>();
+    let rejected = metric(&client, &metrics, "ingest_messages_rejected_total")
+        .await
+        .unwrap_or(0.0);
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let _ = service.wait();
+    let cpu = cpu1 - cpu0;
+    println!("messages:              {}", a.count);
+    println!("qos / connections:     {} / {}", a.qos, a.connections);
+    println!("published in:          {:.2} s", published.as_secs_f64());
+    println!("all written in:        {:.2} s", elapsed.as_secs_f64());
+    println!(
+        "end to end:            {:.0} messages/s",
+        target / elapsed.as_secs_f64()
+    );
+    println!("raw points written:    {written}");
+    println!("queryable samples of power_w/fill_ratio/vehicle_count: {queryable}");
+    println!(
+        "service CPU:           {cpu:.2} s = {:.2} µs per message",
+        cpu / target * 1e6
+    );
+    println!("service peak RSS:      {:.1} MB", rss_kb as f64 / 1024.0);
+    if rejected > 0.0 {
+        println!("rejected (first reason line): {rejected}");
+    }
+    Ok(())
+}
