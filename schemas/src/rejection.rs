@@ -19,6 +19,11 @@ macro_rules! reasons {
             pub const fn as_str(self) -> &'static str {
                 match self { $(Reason::$variant => $label,)+ }
             }
+
+            /// The reason of a metric label.
+            pub fn parse(label: &str) -> Option<Reason> {
+                match label { $($label => Some(Reason::$variant),)+ _ => None }
+            }
         }
     };
 }
@@ -135,6 +140,7 @@ mod tests {
         for r in Reason::ALL {
             let l = r.as_str();
             assert!(seen.insert(l), "duplicate label {l}");
+            assert_eq!(Reason::parse(l), Some(*r));
             assert!(l.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{l}");
         }
     }
