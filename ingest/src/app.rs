@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::health::Health;
+use crate::live::SharedLive;
 use crate::metrics::Metrics;
 use crate::mqtt::{DeadLetterPublisher, Source};
 use crate::process::{self, Processor};
@@ -37,7 +38,7 @@ pub async fn run_until_signal(cfg: Config) -> anyhow::Result<()> {
     run(cfg, shutdown).await
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -59,9 +60,28 @@ async fn wait_for_signal() {
     }
 }
 
+/// Optional ways to watch a running service from the same process. The
+/// default watches nothing, and the service behaves as without it.
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    /// Updated by the processor with every message and reading it decodes.
+    pub live: Option<SharedLive>,
+    /// The readiness flags to use, so that the caller sees them change.
+    pub health: Option<Health>,
+}
+
 /// Runs the service until `shutdown` is cancelled (or a stage fails), then
 /// stops it in order.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with(cfg, shutdown, Hooks::default()).await
+}
+
+/// As [`run`], with [`Hooks`].
+pub async fn run_with(
+    cfg: Config,
+    shutdown: CancellationToken,
+    hooks: Hooks,
+) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let password = cfg.mqtt_password()?;
     let token = cfg.influx_token()?;
@@ -76,7 +96,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
 
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let health = Health::default();
+    let health = hooks.health.unwrap_or_default();
     let http_stop = CancellationToken::new();
     let http = if cfg.http.enabled {
         Some(
@@ -113,8 +133,12 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         metrics.clone(),
         health.clone(),
     ));
+    let mut stage = Processor::new(&cfg, metrics.clone())?;
+    if let Some(live) = hooks.live {
+        stage = stage.with_observer(live);
+    }
     let processor = tokio::spawn(process::run(
-        Processor::new(&cfg, metrics.clone())?,
+        stage,
         message_rx,
         line_tx,
         dead_tx,

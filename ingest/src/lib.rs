@@ -5,6 +5,9 @@
 //! - [`message`]: what travels between the stages.
 //! - [`http`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`logging`]: human or JSON log lines.
+//! - [`demo`]: `ingest demo`: the service fed by a simulated fleet, with a
+//!   live summary.
+//! - [`live`]: the latest decoded state of every device, for live views.
 //! - [`health`]: readiness as the stages report it.
 //! - [`process`]: the processor stage: decode, window, encode.
 //! - [`metrics`]: every exported metric, named in one place.
@@ -15,8 +18,10 @@
 pub mod app;
 pub mod broker;
 pub mod config;
+pub mod demo;
 pub mod health;
 pub mod http;
+pub mod live;
 pub mod logging;
 pub mod message;
 pub mod metrics;

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::live::{LiveState, SharedLive};
 use crate::message::{DeadLetter, LineBatch, Message, MessageBatch};
 use crate::metrics::Metrics;
 
@@ -22,6 +23,7 @@ pub struct Processor {
     metrics: Metrics,
     readings: Vec<Reading>,
     stats: WindowStats,
+    observer: Option<SharedLive>,
 }
 
 impl Processor {
@@ -37,18 +39,31 @@ impl Processor {
             metrics,
             readings: Vec::with_capacity(16),
             stats: WindowStats::default(),
+            observer: None,
         })
+    }
+
+    /// Also records every decoded reading and every rejection in `live`
+    /// (one lock per message).
+    #[must_use]
+    pub fn with_observer(mut self, live: SharedLive) -> Self {
+        self.observer = Some(live);
+        self
     }
 
     /// Handles one message: its readings become lines in `out`; a rejected
     /// message becomes a dead letter.
     pub fn message(&mut self, m: &Message, out: &mut LineBatch, dead: &mut Vec<DeadLetter>) {
         // `messages_received` is counted by the MQTT source, on receipt.
+        let mut live = self.observer.as_ref().map(LiveState::lock);
         match self
             .decoder
             .decode(&m.topic, &m.payload, m.received_at, &mut self.readings)
         {
             Ok(decoded) => {
+                if let Some(live) = live.as_mut() {
+                    live.decoded();
+                }
                 self.metrics.decoded(decoded.format).inc();
                 if decoded.unknown_keys > 0 {
                     self.metrics
@@ -57,6 +72,9 @@ impl Processor {
                 }
             }
             Err(rejection) => {
+                if let Some(live) = live.as_mut() {
+                    live.rejected(rejection.reason);
+                }
                 self.metrics.rejected(rejection.reason).inc();
                 tracing::debug!(
                     topic = %rejection.topic,
@@ -76,6 +94,9 @@ impl Processor {
         }
         for reading in self.readings.drain(..) {
             self.metrics.domain_readings(reading.domain).inc();
+            if let Some(live) = live.as_mut() {
+                live.reading(&reading);
+            }
             if let Some(w) = self.windows.as_mut() {
                 w.record(&reading);
             }
