@@ -109,7 +109,7 @@ fn senml(rng: &mut Lcg, i: usize, t: i64) -> Message {
 
 fn tts(rng: &mut Lcg, i: usize, t: i64) -> Message {
     let commune = COMMUNES[i % COMMUNES.len()];
-    let (domain, decoded) = if i % 2 == 0 {
+    let (domain, decoded) = if i.is_multiple_of(2) {
         (
             "waste",
             format!(

@@ -109,7 +109,7 @@ mod tests {
                 point = point.tag(k, v);
             }
             for (i, (k, v)) in fields.into_iter().enumerate() {
-                let value = if i % 2 == 0 {
+                let value = if i.is_multiple_of(2) {
                     FieldValue::String(v.into())
                 } else {
                     FieldValue::Integer(-7)

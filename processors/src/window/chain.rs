@@ -47,6 +47,12 @@ impl<A> Default for Chains<A> {
 }
 
 impl<A: Aggregate> Chains<A> {
+    /// How many windows the slab has room for, in use or not: every index
+    /// is below it.
+    pub(crate) fn len(&self) -> usize {
+        self.windows.len()
+    }
+
     pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut Window<A>> {
         self.windows.get_mut(index)
     }

@@ -8,6 +8,7 @@ use schemas::{Domain, Reading};
 use super::emit::{Out, Write};
 use super::figures::{FieldState, Fields, Figures};
 use super::slots::{self, Key, Suffix};
+use super::snapshot::{corrupt, Reader, SlotMap, SnapshotError, Writer};
 use super::table::{Aggregate, WindowKey};
 use super::WindowConfig;
 #[cfg(test)]
@@ -88,6 +89,76 @@ impl Aggregate for DeviceWindow {
         self.has_district = false;
         self.district_at = 0;
         self.fields.clear();
+    }
+}
+
+impl DeviceWindow {
+    /// Writes the count, the district and every field with its slot, in
+    /// order; times as distances from the window's `start`, and each field's
+    /// from the one before.
+    pub(crate) fn save(&self, w: &mut Writer<'_>, start: i64) {
+        w.var(self.count);
+        w.bool(self.has_district);
+        if self.has_district {
+            w.time(self.district_at, start);
+            w.str(&self.district);
+        }
+        w.u8(self.fields.len() as u8);
+        let mut base = start;
+        for (slot, state) in self.fields.iter() {
+            w.u8(slot);
+            state.save(w, base);
+            base = state.last_at;
+        }
+    }
+
+    /// Reads what [`DeviceWindow::save`] wrote into this empty window of a
+    /// `domain` device starting at `start`; `slots` gives the slot of each
+    /// slot of the image.
+    pub(crate) fn load(
+        &mut self,
+        r: &mut Reader<'_>,
+        domain: Domain,
+        start: i64,
+        slots: &SlotMap,
+    ) -> Result<(), SnapshotError> {
+        const FIELD: &str = "device window field";
+        self.count = r.var("device window count")?;
+        self.has_district = r.bool("device window district")?;
+        if self.has_district {
+            self.district_at = r.time("device window district time", start)?;
+            self.district.push_str(r.str("device window district")?);
+        }
+        let offset = r.offset();
+        let n = r.u8("device window fields")?;
+        if usize::from(n) > slots::SLOTS {
+            return Err(corrupt(
+                offset,
+                "device window fields",
+                "more fields than there are",
+            ));
+        }
+        let mut previous = None;
+        let mut base = start;
+        for i in 0..usize::from(n) {
+            let offset = r.offset();
+            let Some(slot) = slots[usize::from(r.u8(FIELD)?)] else {
+                return Err(corrupt(offset, FIELD, "not in the image's table of fields"));
+            };
+            let rank = order(domain, slot);
+            if previous.is_some_and(|p| p >= rank) {
+                return Err(corrupt(
+                    offset,
+                    FIELD,
+                    "not after the field before in output order",
+                ));
+            }
+            previous = Some(rank);
+            let state = FieldState::load(r, usize::from(slot), base)?;
+            base = state.last_at;
+            self.fields.insert(i, slot, state);
+        }
+        Ok(())
     }
 }
 

@@ -5,6 +5,8 @@
 //! more fields (rare: no device of one domain sends that many) moves them all
 //! to the heap. Cleared windows keep that memory for the next window.
 
+use super::slots::{self, Holds};
+use super::snapshot::{corrupt, Reader, SnapshotError, Writer};
 use crate::normalize::Field;
 
 /// How many fields a window keeps in place.
@@ -94,6 +96,80 @@ impl FieldState {
         if latest {
             self.last_at = at;
         }
+    }
+}
+
+impl FieldState {
+    /// Writes the event time of `last` (as its distance from `base`), then
+    /// the figures: a number seen once as one value.
+    pub(crate) fn save(&self, w: &mut Writer<'_>, base: i64) {
+        w.time(self.last_at, base);
+        match self.figures {
+            Figures::Number {
+                sum,
+                n,
+                min,
+                max,
+                last,
+            } => {
+                let bits = sum.to_bits();
+                if n == 1 && [min, max, last].iter().all(|v| v.to_bits() == bits) {
+                    w.u8(0);
+                    w.f64(sum);
+                } else {
+                    w.u8(1);
+                    w.f64(sum);
+                    w.var(n);
+                    w.f64(min);
+                    w.f64(max);
+                    w.f64(last);
+                }
+            }
+            Figures::Text(s) => w.str(s),
+            Figures::Flag(b) => w.bool(b),
+        }
+    }
+
+    /// Reads what [`FieldState::save`] wrote for the field in `slot`.
+    pub(crate) fn load(r: &mut Reader<'_>, slot: usize, base: i64) -> Result<Self, SnapshotError> {
+        const FIELD: &str = "device window field figures";
+        let last_at = r.time("device window field time", base)?;
+        let figures = match slots::holds(slot) {
+            Some(Holds::Number) => {
+                let offset = r.offset();
+                match r.u8(FIELD)? {
+                    0 => {
+                        let v = r.f64(FIELD)?;
+                        Figures::Number {
+                            sum: v,
+                            n: 1,
+                            min: v,
+                            max: v,
+                            last: v,
+                        }
+                    }
+                    1 => Figures::Number {
+                        sum: r.f64(FIELD)?,
+                        n: r.var(FIELD)?,
+                        min: r.f64(FIELD)?,
+                        max: r.f64(FIELD)?,
+                        last: r.f64(FIELD)?,
+                    },
+                    _ => return Err(corrupt(offset, FIELD, "not a form of figures")),
+                }
+            }
+            Some(Holds::Symbol) => {
+                let offset = r.offset();
+                let text = r.str(FIELD)?;
+                let Some(symbol) = slots::symbol(slot, text) else {
+                    return Err(corrupt(offset, FIELD, "not a value the field takes"));
+                };
+                Figures::Text(symbol)
+            }
+            Some(Holds::Flag) => Figures::Flag(r.bool(FIELD)?),
+            None => return Err(corrupt(r.offset(), FIELD, "not a field")),
+        };
+        Ok(Self { last_at, figures })
     }
 }
 

@@ -12,6 +12,7 @@
 //! windows and members that hold them.
 
 use std::borrow::Borrow;
+use std::collections::hash_map::Entry as Slot;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
@@ -208,9 +209,16 @@ impl Keys {
 
     /// The id of `key`, given one if it has none; nothing holds it yet.
     pub(crate) fn intern(&mut self, key: KeyRef<'_>) -> KeyId {
-        if let Some(handle) = self.get(key) {
-            return handle.id;
-        }
+        let packed = Packed {
+            domain: key.domain,
+            lane: key.lane,
+            text: Text::new(key.commune, key.device),
+        };
+        // One lookup, whether the key is there or not.
+        let slot = match self.handles.entry(packed) {
+            Slot::Occupied(held) => return held.get().id,
+            Slot::Vacant(slot) => slot,
+        };
         let entry = Entry {
             key: Some(key.to_owned_key()),
             holds: 0,
@@ -222,19 +230,19 @@ impl Keys {
             self.entries.push(entry);
             self.entries.len() - 1
         };
-        let packed = Packed {
-            domain: key.domain,
-            lane: key.lane,
-            text: Text::new(key.commune, key.device),
-        };
-        let handle = Handle {
+        slot.insert(Handle {
             id,
             latest: NONE,
             latest_start: i64::MIN,
             member: u32::MAX,
-        };
-        self.handles.insert(packed, handle);
+        });
         id
+    }
+
+    /// Makes room for `n` more keys.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.handles.reserve(n);
+        self.entries.reserve(n);
     }
 
     /// Changes the hints of `key`.
@@ -251,6 +259,17 @@ impl Keys {
         if let Some(handle) = handle {
             handle.latest = latest;
             handle.latest_start = start;
+        }
+    }
+
+    /// Sets where the newest window of every key is at once, as `latest`
+    /// says by id: one pass over the map instead of a lookup per key.
+    pub(crate) fn set_all_latest(&mut self, latest: impl Fn(KeyId) -> Option<(usize, i64)>) {
+        for handle in self.handles.values_mut() {
+            if let Some((index, start)) = latest(handle.id) {
+                handle.latest = index;
+                handle.latest_start = start;
+            }
         }
     }
 

@@ -3,6 +3,8 @@
 
 use schemas::{Attribute, Domain, Reading};
 
+use super::slots::symbol_of;
+use super::snapshot::{corrupt, Reader, SnapshotError, Writer};
 use super::WindowConfig;
 
 /// Container states that raise an alarm.
@@ -122,5 +124,116 @@ impl Bin {
                 .temperature
                 .value
                 .is_some_and(|t| t >= config.fire_temperature_c)
+    }
+}
+
+impl Latest<f64> {
+    fn save(&self, w: &mut Writer<'_>, start: i64) {
+        w.bool(self.value.is_some());
+        if let Some(v) = self.value {
+            w.time(self.at, start);
+            w.f64(v);
+        }
+    }
+
+    fn load(r: &mut Reader<'_>, field: &'static str, start: i64) -> Result<Self, SnapshotError> {
+        let value = r.option(field, |r| Ok((r.time(field, start)?, r.f64(field)?)))?;
+        Ok(value.map_or_else(Self::default, |(at, v)| Self { at, value: Some(v) }))
+    }
+}
+
+impl Latest<&'static str> {
+    fn save(&self, w: &mut Writer<'_>, start: i64) {
+        w.bool(self.value.is_some());
+        if let Some(v) = self.value {
+            w.time(self.at, start);
+            w.str(v);
+        }
+    }
+
+    /// Reads a value of `attribute`.
+    fn load(
+        r: &mut Reader<'_>,
+        field: &'static str,
+        attribute: Attribute,
+        start: i64,
+    ) -> Result<Self, SnapshotError> {
+        if !r.bool(field)? {
+            return Ok(Self::default());
+        }
+        let at = r.time(field, start)?;
+        let offset = r.offset();
+        let text = r.str(field)?;
+        let Some(value) = symbol_of(attribute, text) else {
+            return Err(corrupt(offset, field, "not a value the attribute takes"));
+        };
+        Ok(Self {
+            at,
+            value: Some(value),
+        })
+    }
+}
+
+impl Member {
+    /// Writes the figures of the member's domain; times as distances from
+    /// the start of its window, `start`.
+    pub(crate) fn save(&self, w: &mut Writer<'_>, start: i64) {
+        match self {
+            Member::Lamp(m) => {
+                m.power_state.save(w, start);
+                m.status.save(w, start);
+                m.power_last.save(w, start);
+                w.f64(m.power_sum);
+                w.var(u64::from(m.power_n));
+            }
+            Member::Bin(m) => {
+                m.fill.save(w, start);
+                m.temperature.save(w, start);
+                m.status.save(w, start);
+            }
+            Member::Lane(m) => {
+                w.bool(m.congested);
+                w.f64(m.vehicles);
+                w.f64(m.speed_by_count);
+                w.f64(m.speed_count);
+            }
+        }
+    }
+
+    /// Reads what [`Member::save`] wrote for a member of a `domain` rollup.
+    pub(crate) fn load(
+        r: &mut Reader<'_>,
+        domain: Domain,
+        start: i64,
+    ) -> Result<Self, SnapshotError> {
+        Ok(match domain {
+            Domain::Lighting => Member::Lamp(Lamp {
+                power_state: Latest::<&str>::load(
+                    r,
+                    "lamp power state",
+                    Attribute::PowerState,
+                    start,
+                )?,
+                status: Latest::<&str>::load(r, "lamp status", Attribute::LampStatus, start)?,
+                power_last: Latest::<f64>::load(r, "lamp last power", start)?,
+                power_sum: r.f64("lamp power sum")?,
+                power_n: {
+                    let offset = r.offset();
+                    u32::try_from(r.var("lamp power count")?)
+                        .map_err(|_| corrupt(offset, "lamp power count", "a number too large"))?
+                },
+            }),
+            Domain::Waste => Member::Bin(Bin {
+                fill: Latest::<f64>::load(r, "bin fill", start)?,
+                temperature: Latest::<f64>::load(r, "bin temperature", start)?,
+                status: Latest::<&str>::load(r, "bin status", Attribute::WasteStatus, start)?,
+            }),
+            Domain::Traffic => Member::Lane(Lane {
+                congested: r.bool("lane congested")?,
+                vehicles: r.f64("lane vehicles")?,
+                speed_by_count: r.f64("lane speed by count")?,
+                speed_count: r.f64("lane speed count")?,
+            }),
+        })
     }
 }

@@ -29,6 +29,24 @@
 //! and [`Windows::flush_all`] at shutdown. [`Windows::drain_encoded`] and
 //! [`Windows::flush_all_encoded`] write the same points as lines of line
 //! protocol, without making a [`Point`] each: the cheap way to emit.
+//!
+//! For the checkpoint of the write-ahead log, [`Windows::snapshot`] appends a
+//! self-contained, versioned image of the whole state, and
+//! [`Windows::restore`] rebuilds windows from it ([`snapshot`] has the
+//! format): the configuration it was made with, the highest event time seen,
+//! the counters of [`WindowStats`] (so metrics stay monotone across a
+//! restart), and every window held with its figures, the members of every
+//! rollup, whether it was emitted and whether it changed since, and the order
+//! the changed ones will be emitted in. The image is logical: keys as text,
+//! fields by name; the tables are rebuilt as readings would build them, so
+//! restored windows, fed the rest of the stream, emit exactly the points (in
+//! the same order) that windows never stopped would have, and write the same
+//! image. The same state gives the same bytes. Restoring with another window
+//! width, lateness or threshold is refused naming the key
+//! ([`SnapshotError::ConfigMismatch`]); `max_open_windows` may change (an
+//! image holding more windows than it allows opens no more until the
+//! watermark closes some). A damaged image is refused
+//! ([`SnapshotError`] says where), never half restored, never a panic.
 
 mod chain;
 mod device;
@@ -40,6 +58,7 @@ mod member;
 mod rollup;
 mod slab;
 mod slots;
+mod snapshot;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -49,6 +68,7 @@ use schemas::{Reading, Timestamp};
 use self::device::DeviceWindow;
 use self::emit::{Emit, Lines};
 use self::rollup::CommuneRollup;
+pub use self::snapshot::{SnapshotError, SNAPSHOT_VERSION};
 use self::table::{KeyRef, Table};
 use crate::encode::{EncodeError, LineWriter};
 use crate::point::Point;
@@ -144,9 +164,9 @@ impl WindowConfig {
 pub fn label(width_s: u32) -> String {
     match width_s {
         0 => "0s".to_owned(),
-        w if w % 86_400 == 0 => format!("{}d", w / 86_400),
-        w if w % 3_600 == 0 => format!("{}h", w / 3_600),
-        w if w % 60 == 0 => format!("{}m", w / 60),
+        w if w.is_multiple_of(86_400) => format!("{}d", w / 86_400),
+        w if w.is_multiple_of(3_600) => format!("{}h", w / 3_600),
+        w if w.is_multiple_of(60) => format!("{}m", w / 60),
         w => format!("{w}s"),
     }
 }

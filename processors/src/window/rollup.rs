@@ -9,11 +9,13 @@
 use schemas::Attribute;
 use schemas::{Domain, Reading};
 
+use super::device::DeviceWindow;
 use super::emit::{Out, Write};
 use super::key::FastMap;
 use super::keys::KeyId;
 use super::member::{Bin, Lamp, Lane, Member};
-use super::table::{Aggregate, WindowKey};
+use super::snapshot::{corrupt, Reader, SnapshotError, Writer};
+use super::table::{Aggregate, KeyRef, Table, WindowKey};
 use super::WindowConfig;
 #[cfg(test)]
 use crate::point::{FieldValue, Point};
@@ -85,6 +87,57 @@ impl CommuneRollup {
     /// The ids of the members.
     pub(crate) fn member_ids(&self) -> impl Iterator<Item = KeyId> + '_ {
         self.members.iter().map(|&(id, _)| id)
+    }
+}
+
+impl CommuneRollup {
+    /// Writes the members in the order they joined, each as the number
+    /// `number` gives its device key, then its figures.
+    pub(crate) fn save(&self, w: &mut Writer<'_>, start: i64, number: impl Fn(KeyId) -> u32) {
+        w.len(self.members.len());
+        for (id, member) in &self.members {
+            w.len(number(*id) as usize);
+            member.save(w, start);
+        }
+    }
+
+    /// Reads what [`CommuneRollup::save`] wrote into this empty rollup of
+    /// `key` starting at `start`. Each member refers to one of `keys`, which
+    /// it holds in `devices`; `ids` keeps the id each was given there.
+    pub(crate) fn load<'a>(
+        &mut self,
+        r: &mut Reader<'a>,
+        key: KeyRef<'_>,
+        start: i64,
+        keys: &[KeyRef<'a>],
+        ids: &mut [Option<KeyId>],
+        devices: &mut Table<DeviceWindow>,
+    ) -> Result<(), SnapshotError> {
+        const FIELD: &str = "rollup member";
+        // A key and a bin that reported nothing: four bytes at least.
+        let n = r.count("rollup members", 4)?;
+        self.members.reserve(n);
+        self.index.reserve(n);
+        for _ in 0..n {
+            let offset = r.offset();
+            let k = r.index(FIELD, keys.len())?;
+            let device = keys[k];
+            if device.domain != key.domain || device.commune != key.commune {
+                return Err(corrupt(
+                    offset,
+                    FIELD,
+                    "a device of another domain or commune",
+                ));
+            }
+            let member = Member::load(r, key.domain, start)?;
+            let id = *ids[k].get_or_insert_with(|| devices.intern_key(device));
+            if self.index.insert(id, self.members.len()).is_some() {
+                return Err(corrupt(offset, FIELD, "the same device twice"));
+            }
+            devices.hold(id);
+            self.members.push((id, member));
+        }
+        Ok(())
     }
 }
 

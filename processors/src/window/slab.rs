@@ -35,7 +35,7 @@ impl<T> Slab<T> {
 
     /// Appends `value` and returns its index.
     pub(crate) fn push(&mut self, value: T) -> usize {
-        if self.len % CHUNK == 0 {
+        if self.len.is_multiple_of(CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
         if let Some(chunk) = self.chunks.last_mut() {

@@ -5,7 +5,7 @@
 
 use std::sync::LazyLock;
 
-use schemas::{Attribute, Domain, Reading, Value};
+use schemas::{Attribute, Domain, Kind, Reading, Value};
 
 use crate::encode::{KeySet, PreparedKey, TAG_COMMUNE, TAG_DEVICE, TAG_DISTRICT, TAG_LANE};
 use crate::normalize::{self, Field, FLOW_VPH, PERIOD_S};
@@ -146,6 +146,61 @@ pub(crate) fn fields(reading: &Reading) -> impl Iterator<Item = (usize, Field)> 
     attributes.chain(period).chain(flow)
 }
 
+/// What the field in a slot holds, as its first value made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holds {
+    Number,
+    Symbol,
+    Flag,
+}
+
+/// What a field in `slot` holds; `None` for a number that is no slot (an
+/// attribute written under the name of an earlier one has that one's slot).
+pub(crate) fn holds(slot: usize) -> Option<Holds> {
+    if slot == PERIOD || slot == FLOW {
+        return Some(Holds::Number);
+    }
+    let attribute = *Attribute::ALL.get(slot)?;
+    if ATTRIBUTE_SLOTS[slot] != slot {
+        return None;
+    }
+    Some(match attribute.kind() {
+        Kind::Number { .. } => Holds::Number,
+        Kind::Symbol(_) => Holds::Symbol,
+        Kind::Bool => Holds::Flag,
+    })
+}
+
+/// Every slot a field can be in, with its name and what it holds.
+pub(crate) fn all() -> impl Iterator<Item = (usize, &'static str, Holds)> {
+    (0..SLOTS).filter_map(|slot| holds(slot).map(|h| (slot, NAMES[slot], h)))
+}
+
+/// The slot of the field `name`, if it holds `kind`.
+pub(crate) fn by_name(name: &str, kind: Holds) -> Option<usize> {
+    all()
+        .find(|&(_, n, h)| n == name && h == kind)
+        .map(|(slot, _, _)| slot)
+}
+
+/// The symbol `text` as the data contract holds it, among the values of the
+/// attributes written to `slot`.
+pub(crate) fn symbol(slot: usize, text: &str) -> Option<&'static str> {
+    Attribute::ALL
+        .iter()
+        .filter(|a| ATTRIBUTE_SLOTS[a.index()] == slot)
+        .find_map(|&a| symbol_of(a, text))
+}
+
+/// The symbol `text` as the data contract holds it, among the values of
+/// `attribute`.
+pub(crate) fn symbol_of(attribute: Attribute, text: &str) -> Option<&'static str> {
+    match attribute.kind() {
+        Kind::Symbol(set) => set.iter().copied().find(|&s| s == text),
+        _ => None,
+    }
+}
+
 /// A figure of a numeric field, as its name ends.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Suffix {
@@ -207,9 +262,9 @@ mod tests {
         let mut r = Reading::new(domain, "rabat", "d-1", Timestamp::from_secs(0));
         for &a in Attribute::ALL {
             let value = match a.kind() {
-                schemas::Kind::Number { min, .. } => Value::Number(min),
-                schemas::Kind::Symbol(set) => Value::Symbol(set[0]),
-                schemas::Kind::Bool => Value::Bool(true),
+                Kind::Number { min, .. } => Value::Number(min),
+                Kind::Symbol(set) => Value::Symbol(set[0]),
+                Kind::Bool => Value::Bool(true),
             };
             r.values.set(a, value);
         }

@@ -15,13 +15,14 @@ use std::collections::HashMap;
 
 use schemas::{Domain, Reading, Timestamp};
 
-use super::chain::Chains;
+use super::chain::{Chains, Window};
 use super::emit::{Emit, Write};
 #[cfg(test)]
 use super::key::AsKeyRef;
 pub(crate) use super::key::{KeyRef, WindowKey};
 pub(crate) use super::keys::KeyId;
 use super::keys::{hint, Keys, NONE};
+use super::snapshot::{corrupt, Reader, SnapshotError, Writer};
 use super::{WindowConfig, WindowStats};
 
 /// What a window keeps between readings; [`Write`] turns it into a point.
@@ -304,6 +305,189 @@ impl<A: Aggregate> Table<A> {
                 stats,
             );
         }
+    }
+}
+
+/// The names a table's fields go by in errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Labels {
+    pub(crate) buckets: &'static str,
+    pub(crate) start: &'static str,
+    pub(crate) windows: &'static str,
+    pub(crate) key: &'static str,
+    pub(crate) emitted: &'static str,
+    pub(crate) changed: &'static str,
+}
+
+/// Snapshots: every window held, in a logical image (see
+/// [`super::snapshot`]), and the path that rebuilds them.
+impl<A: Aggregate> Table<A> {
+    /// The key of id `id`, while held.
+    pub(crate) fn key(&self, id: KeyId) -> Option<&WindowKey> {
+        self.keys.key(id)
+    }
+
+    /// The windows of a bucket, in the bucket's order, with where each is.
+    fn bucket_windows<'s>(
+        &'s self,
+        bucket: &'s Bucket,
+    ) -> impl Iterator<Item = (usize, &'s Window<A>)> + 's {
+        bucket.windows.iter().filter_map(|&index| {
+            let window = self.windows.get(index).filter(|w| w.live)?;
+            Some((index, window))
+        })
+    }
+
+    /// Shows `f` every window [`Table::write`] writes, in the same order.
+    pub(crate) fn for_each_window(&self, mut f: impl FnMut(&Window<A>)) {
+        for bucket in self.buckets.values() {
+            for (_, window) in self.bucket_windows(bucket) {
+                f(window);
+            }
+        }
+    }
+
+    /// Writes every bucket, oldest start first: its start, its windows in
+    /// its order (`window` writes each, given the bucket's start), then the
+    /// positions of those changed since their last emission, in the order
+    /// they will be emitted.
+    pub(crate) fn write(
+        &self,
+        w: &mut Writer<'_>,
+        mut write: impl FnMut(&mut Writer<'_>, i64, &Window<A>),
+    ) {
+        // By slab index: the window's position in its bucket.
+        let mut position = vec![u32::MAX; self.windows.len()];
+        let mut held = Vec::new();
+        w.len(self.buckets.len());
+        for (&start, bucket) in &self.buckets {
+            held.clear();
+            held.extend(self.bucket_windows(bucket));
+            w.i64(start);
+            w.len(held.len());
+            for (at, &(index, window)) in held.iter().enumerate() {
+                if let Some(p) = position.get_mut(index) {
+                    *p = u32::try_from(at).unwrap_or(u32::MAX);
+                }
+                write(w, start, window);
+            }
+            let changed = bucket
+                .dirty
+                .iter()
+                .filter_map(|&i| position.get(i).copied().filter(|&p| p != u32::MAX));
+            w.len(changed.clone().count());
+            for p in changed {
+                w.len(p as usize);
+            }
+            for &(index, _) in &held {
+                if let Some(p) = position.get_mut(index) {
+                    *p = u32::MAX;
+                }
+            }
+        }
+    }
+
+    /// Reads what [`Table::write`] wrote into this empty table. Each window
+    /// names its key by its place in `keys`; `ids` keeps, by that place, the
+    /// id the key was given here. `load` reads each window's aggregate,
+    /// given its key and start.
+    ///
+    /// Windows are opened as a reading would open them, but each key is
+    /// looked up once: buckets come oldest first, so every window opened is
+    /// its key's newest, chained after the one before.
+    pub(crate) fn read<'a>(
+        &mut self,
+        r: &mut Reader<'a>,
+        labels: Labels,
+        keys: &[KeyRef<'a>],
+        ids: &mut [Option<KeyId>],
+        mut load: impl FnMut(&mut A, &mut Reader<'a>, KeyRef<'a>, i64) -> Result<(), SnapshotError>,
+    ) -> Result<(), SnapshotError> {
+        // By key id: its newest window so far, and that window's start.
+        let mut heads: Vec<(usize, i64)> = Vec::new();
+        let mut opened = Vec::new();
+        // A bucket takes 11 bytes at least, a window and a position 1.
+        let buckets = r.count(labels.buckets, 11)?;
+        let mut previous = None;
+        for _ in 0..buckets {
+            let offset = r.offset();
+            let start = r.i64(labels.start)?;
+            if self.start_of(Timestamp::from_nanos(start)) != start {
+                return Err(corrupt(offset, labels.start, "not the start of a window"));
+            }
+            if previous.is_some_and(|p| p >= start) {
+                return Err(corrupt(offset, labels.start, "not after the one before"));
+            }
+            previous = Some(start);
+            let offset = r.offset();
+            let n = r.count(labels.windows, 1)?;
+            if n == 0 {
+                return Err(corrupt(offset, labels.windows, "a bucket without windows"));
+            }
+            opened.clear();
+            for _ in 0..n {
+                let offset = r.offset();
+                let k = r.index(labels.key, keys.len())?;
+                let key = keys[k];
+                let id = *ids[k].get_or_insert_with(|| self.keys.intern(key));
+                if id >= heads.len() {
+                    heads.resize(id + 1, (NONE, i64::MIN));
+                }
+                let (head, head_start) = heads[id];
+                if head != NONE && head_start >= start {
+                    return Err(corrupt(offset, labels.key, "the same window twice"));
+                }
+                let emitted = r.bool(labels.emitted)?;
+                let (index, _) = self.windows.open(id, start, head, head_start);
+                heads[id] = (index, start);
+                opened.push(index);
+                self.open += 1;
+                let spare = &mut self.spare;
+                let bucket = self
+                    .buckets
+                    .entry(start)
+                    .or_insert_with(|| spare.pop().unwrap_or_default());
+                bucket.windows.push(index);
+                let Some(window) = self.windows.get_mut(index) else {
+                    continue;
+                };
+                window.dirty = false;
+                window.emitted = emitted;
+                load(&mut window.aggregate, r, key, start)?;
+            }
+            let changed = r.count(labels.changed, 1)?;
+            for _ in 0..changed {
+                let offset = r.offset();
+                let index = opened[r.index(labels.changed, opened.len())?];
+                let Some(held) = self.windows.get_mut(index).filter(|w| !w.dirty) else {
+                    return Err(corrupt(offset, labels.changed, "a window listed twice"));
+                };
+                held.dirty = true;
+                if let Some(bucket) = self.buckets.get_mut(&start) {
+                    bucket.dirty.push(index);
+                }
+            }
+        }
+        // What opening each key's windows would have done: the key is held
+        // (once, for all its windows) and knows its newest.
+        for (id, &(head, _)) in heads.iter().enumerate() {
+            if head != NONE {
+                self.keys.hold(id);
+            }
+        }
+        self.keys
+            .set_all_latest(|id| heads.get(id).copied().filter(|h| h.0 != NONE));
+        Ok(())
+    }
+
+    /// The id of `key`, given one if it has none; nothing holds it yet.
+    pub(crate) fn intern_key(&mut self, key: KeyRef<'_>) -> KeyId {
+        self.keys.intern(key)
+    }
+
+    /// Makes room for `n` more keys.
+    pub(crate) fn reserve_keys(&mut self, n: usize) {
+        self.keys.reserve(n);
     }
 }
 
