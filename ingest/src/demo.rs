@@ -3,6 +3,12 @@
 //! accelerated time, with a summary on stderr refreshed every second. The
 //! per-commune figures are what the service decoded ([`crate::live`]), not
 //! the simulator's own state.
+//!
+//! The simulated clock starts a week back and runs `--speed` times faster
+//! than the wall clock until it catches up with it (after about 2 h 50 min
+//! at the default 60×), then in real time: readings never come from the
+//! future, which the service would reject. The summary says so once, and
+//! shows the pace in its first line.
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
@@ -25,10 +31,9 @@ use crate::live::{CommuneFigures, LiveState, SharedLive};
 const REFRESH: Duration = Duration::from_secs(1);
 /// How long the service may take to connect to its broker.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How far in the past the simulated clock starts, so that accelerated time
-/// stays behind the wall clock (readings too far ahead of receipt are
-/// rejected, see `decode.max_future_s`).
-const HEAD_START: TimeDelta = TimeDelta::days(7);
+/// How far in the past the simulated clock starts by default: a week of
+/// accelerated time before it catches up with the wall clock.
+const HEAD_START: Duration = Duration::from_secs(7 * 86_400);
 
 /// What `ingest demo` runs.
 #[derive(Debug, Clone)]
@@ -41,6 +46,9 @@ pub struct DemoOptions {
     pub divisor: u32,
     /// Draw the live summary on stderr.
     pub summary: bool,
+    /// How far behind the wall clock the simulated clock starts; it runs at
+    /// `speed` until it catches up, then in real time.
+    pub head_start: Duration,
 }
 
 impl Default for DemoOptions {
@@ -50,6 +58,7 @@ impl Default for DemoOptions {
             duration: None,
             divisor: 20,
             summary: true,
+            head_start: HEAD_START,
         }
     }
 }
@@ -63,6 +72,11 @@ pub struct DemoOutcome {
     pub readings: u64,
     /// The figures of each commune at the end.
     pub communes: Vec<CommuneFigures>,
+    /// Rejected messages by reason, only the reasons seen.
+    pub rejections: Vec<(&'static str, u64)>,
+    /// How long after the start the simulated clock caught up with the wall
+    /// clock and switched to real time, if it did before the end.
+    pub real_time_after: Option<Duration>,
 }
 
 /// The default fleet with each commune's device counts divided by `divisor`
@@ -128,7 +142,11 @@ pub async fn run(
         });
     }
 
-    let from = Utc::now() - HEAD_START;
+    let head_start = TimeDelta::from_std(options.head_start)
+        .map_err(|_| anyhow::anyhow!("the head start is too long"))?;
+    let wall_start = Utc::now();
+    let from = wall_start - head_start;
+    let pace = Pace::catching_up(from, options.speed, wall_start);
     let replay_stop = CancellationToken::new();
     let mut replay = tokio::spawn(simulators::publish::replay(
         ReplayConfig {
@@ -137,6 +155,7 @@ pub async fn run(
             from,
             to: None,
             speed: Some(options.speed),
+            catch_up: true,
             qos: rumqttc::QoS::AtLeastOnce,
             connections: 1,
         },
@@ -144,7 +163,8 @@ pub async fn run(
     ));
 
     let deadline = options.duration.map(|d| Instant::now() + d);
-    let mut view = Summary::new(&live, Pace::new(from, options.speed), options.summary);
+    let started = Instant::now();
+    let mut view = Summary::new(&live, pace, options.summary);
     let mut tick = tokio::time::interval(REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failure = None;
@@ -191,11 +211,14 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("service task failed: {e}"))??;
     view.draw();
+    let elapsed = started.elapsed();
     let live = LiveState::lock(&live);
     Ok(DemoOutcome {
         messages: live.messages(),
         readings: live.readings(),
         communes: live.figures(),
+        rejections: live.rejections().collect(),
+        real_time_after: pace.catches_up_after().filter(|at| *at <= elapsed),
     })
 }
 
@@ -242,6 +265,8 @@ struct Summary {
     start: Instant,
     last: Option<(Instant, u64)>,
     drawn_lines: usize,
+    /// Whether the switch to real time has been announced.
+    announced: bool,
 }
 
 impl Summary {
@@ -254,6 +279,7 @@ impl Summary {
             start: Instant::now(),
             last: None,
             drawn_lines: 0,
+            announced: false,
         }
     }
 
@@ -277,8 +303,10 @@ impl Summary {
             _ => 0.0,
         };
         self.last = Some((now, messages));
+        let elapsed = now - self.start;
         let text = render(
-            self.pace.simulated(now - self.start),
+            self.pace.simulated(elapsed),
+            self.pace.speed_at(elapsed),
             rate,
             messages,
             &rejections,
@@ -289,6 +317,13 @@ impl Summary {
             // Back to the top of the previous summary, and clear below.
             let _ = write!(out, "\x1b[{}A\x1b[J", self.drawn_lines);
         }
+        // Once, above the summary, where the redraws leave it.
+        if let Some(at) = self.pace.catches_up_after().filter(|at| elapsed >= *at) {
+            if !self.announced {
+                self.announced = true;
+                out.push_str(&caught_up(self.pace.simulated(at)));
+            }
+        }
         out.push_str(&text);
         self.drawn_lines = text.lines().count();
         let mut stderr = std::io::stderr().lock();
@@ -297,18 +332,33 @@ impl Summary {
     }
 }
 
-/// The summary text: rates, the rejections seen, and a line per commune.
+/// The line that says the simulated clock has caught up, at `at`.
+fn caught_up(at: DateTime<Utc>) -> String {
+    format!(
+        "{}: the simulated clock has caught up with the wall clock; real time from now on\n",
+        at.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+/// The summary text: the simulated time and its pace (simulated seconds per
+/// second), rates, the rejections seen, and a line per commune.
 pub fn render(
     simulated: DateTime<Utc>,
+    speed: f64,
     rate: f64,
     messages: u64,
     rejections: &[(&'static str, u64)],
     communes: &[CommuneFigures],
 ) -> String {
     let mut s = String::new();
+    let pace = if speed == 1.0 {
+        "real time".to_owned()
+    } else {
+        format!("×{speed}")
+    };
     let _ = writeln!(
         s,
-        "simulated {}  {rate:>8.1} msg/s  {messages} messages",
+        "simulated {} ({pace})  {rate:>8.1} msg/s  {messages} messages",
         simulated.format("%Y-%m-%d %H:%M UTC"),
     );
     let rejected: Vec<String> = rejections
@@ -372,18 +422,57 @@ mod tests {
         }];
         let text = render(
             at,
+            60.0,
             81.5,
             400,
             &[("invalid_json", 2), ("too_old", 0)],
             &communes,
         );
+        assert!(text.starts_with("simulated 2026-11-28 "), "{text}");
+        assert!(text.contains(" UTC (×60) "), "{text}");
         assert!(text.contains("81.5 msg/s"), "{text}");
         assert!(text.contains("rejected: invalid_json 2\n"), "{text}");
         assert!(!text.contains("too_old"), "{text}");
         assert!(text.contains("12/20"), "{text}");
         assert!(text.contains("3/7"), "{text}");
         assert!(text.contains("2/4"), "{text}");
-        let quiet = render(at, 0.0, 0, &[], &[]);
+        let quiet = render(at, 1.0, 0.0, 0, &[], &[]);
         assert!(!quiet.contains("rejected"), "{quiet}");
+        assert!(quiet.contains(" UTC (real time) "), "{quiet}");
+    }
+
+    #[test]
+    fn the_demo_clock_switches_to_real_time_when_it_catches_up() {
+        // The clock of a default demo started at `wall`.
+        let wall = DateTime::from_timestamp(1_795_896_000, 0).unwrap_or_default();
+        let options = DemoOptions::default();
+        let head = TimeDelta::from_std(options.head_start).unwrap_or_default();
+        let pace = Pace::catching_up(wall - head, options.speed, wall);
+        let switch = pace.catches_up_after().expect("it catches up");
+        // A week at 60×: 604,800 s / 59, about 2 h 51 min.
+        assert_eq!(switch.as_secs(), 10_250);
+        let minute = Duration::from_secs(60);
+        assert_eq!(pace.speed_at(switch.saturating_sub(minute)), 60.0);
+        assert_eq!(pace.speed_at(switch), 1.0);
+        // Never ahead of the wall clock, before or long after the switch.
+        for elapsed in [
+            Duration::ZERO,
+            switch.saturating_sub(minute),
+            switch,
+            switch * 2,
+            switch * 10,
+        ] {
+            let now = wall + TimeDelta::from_std(elapsed).unwrap_or_default();
+            let shown = pace.simulated(elapsed);
+            assert!(shown <= now, "{elapsed:?}: {shown} > {now}");
+            assert!(
+                now - shown < TimeDelta::seconds(1) || elapsed < switch,
+                "{elapsed:?}"
+            );
+        }
+        assert_eq!(
+            caught_up(pace.simulated(switch)),
+            "2026-11-28 22:50 UTC: the simulated clock has caught up with the wall clock; real time from now on\n"
+        );
     }
 }

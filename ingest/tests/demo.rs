@@ -13,10 +13,8 @@ fn free_port() -> u16 {
     l.local_addr().expect("local address").port()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_demo_writes_points_of_every_domain() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("data");
+/// The configuration of a demo writing under `data`, on free ports.
+fn demo_config(data: &std::path::Path) -> Config {
     let broker = free_port();
     let http = free_port();
     // The same layers as the command line: overrides as environment variables.
@@ -27,7 +25,14 @@ async fn the_demo_writes_points_of_every_domain() {
         ("INGEST__SINK__FILE__DIR", data.display().to_string()),
     ]
     .map(|(k, v)| (k.to_owned(), v));
-    let cfg = Config::load_from(None, env).expect("valid configuration");
+    Config::load_from(None, env).expect("valid configuration")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_demo_writes_points_of_every_domain() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let cfg = demo_config(&data);
     let options = DemoOptions {
         speed: 600.0,
         duration: Some(Duration::from_secs(4)),
@@ -42,6 +47,8 @@ async fn the_demo_writes_points_of_every_domain() {
     .expect("the demo stops by itself")
     .expect("the demo runs cleanly");
     assert!(outcome.readings > 0, "{outcome:?}");
+    // A week behind at 600×: 40 simulated minutes in 4 s, far from the wall clock.
+    assert_eq!(outcome.real_time_after, None, "{outcome:?}");
     let communes: Vec<&str> = outcome
         .communes
         .iter()
@@ -74,4 +81,37 @@ async fn the_demo_writes_points_of_every_domain() {
             "no {domain} point in {measurements:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_demo_keeps_to_the_wall_clock_once_it_catches_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = demo_config(&dir.path().join("data"));
+    // A minute behind at 600×: the clock catches up after 0.1 s. Running on
+    // at 600× it would be 39 minutes ahead after 4 s, and the service would
+    // reject every reading more than 5 minutes ahead of it.
+    let options = DemoOptions {
+        speed: 600.0,
+        duration: Some(Duration::from_secs(4)),
+        summary: false,
+        head_start: Duration::from_secs(60),
+        ..DemoOptions::default()
+    };
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(90),
+        ingest::demo::run(cfg, options, CancellationToken::new()),
+    )
+    .await
+    .expect("the demo stops by itself")
+    .expect("the demo runs cleanly");
+    let switched = outcome.real_time_after.expect("the clock caught up");
+    assert!(switched < Duration::from_millis(150), "{switched:?}");
+    assert!(outcome.readings > 0, "{outcome:?}");
+    let future: u64 = outcome
+        .rejections
+        .iter()
+        .filter(|(reason, _)| *reason == "timestamp_in_future")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(future, 0, "{outcome:?}");
 }

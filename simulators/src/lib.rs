@@ -13,6 +13,8 @@
 //! - [`fleet`]: the devices of a spec; [`stream`]: their [`Message`]s over a
 //!   time range, faults included, and how a message is identified.
 //! - [`publish`]: `simulate run`, `backfill` and `load` over MQTT.
+//! - [`verify`]: the loss oracle, `simulate verify`: which messages of a load
+//!   test the database holds, lost or holds twice, and how fast.
 
 pub mod fleet;
 pub mod format;
@@ -24,6 +26,7 @@ pub mod spec;
 pub mod stream;
 pub mod sun;
 pub mod traffic;
+pub mod verify;
 pub mod waste;
 
 pub use fleet::Fleet;

@@ -32,8 +32,10 @@ use crate::spec::FaultRates;
 /// Mean length of a device's silence, in seconds.
 const SILENCE_MEAN_S: f64 = 3600.0;
 
-/// What went wrong with a message on purpose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What went wrong with a message on purpose; in a manifest, its name in
+/// snake case (`late`, `duplicate`, `malformed`, `out_of_range`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MessageFault {
     /// Published 1 to 20 minutes after its event time; still valid.
     Late,

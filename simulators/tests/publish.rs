@@ -85,6 +85,8 @@ async fn load_publishes_the_count_over_several_connections() {
         report: Some(dir.path().join("report.json")),
         manifest: Some(dir.path().join("manifest.jsonl")),
         progress: false,
+        drop: 0,
+        drop_seed: 0,
     };
     let report = timeout(WAIT, load(config, CancellationToken::new()))
         .await
@@ -154,6 +156,7 @@ async fn an_accelerated_run_publishes_the_span_on_its_schedule() {
         from,
         to: Some(to),
         speed: Some(1200.0),
+        catch_up: false,
         qos: QoS::AtLeastOnce,
         connections: 3,
     };
@@ -205,6 +208,7 @@ async fn a_backfill_publishes_the_period_flat_out() {
         from,
         to: Some(to),
         speed: None,
+        catch_up: false,
         qos: QoS::AtLeastOnce,
         connections: 2,
     };
@@ -229,6 +233,7 @@ async fn a_real_time_run_stops_on_shutdown() {
         from: chrono::Utc::now(),
         to: None,
         speed: Some(1.0),
+        catch_up: false,
         qos: QoS::AtLeastOnce,
         connections: 1,
     };

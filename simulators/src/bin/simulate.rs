@@ -1,6 +1,7 @@
 //! `simulate`: publishes a simulated fleet to an MQTT broker (`run`,
-//! `backfill`) or measures the broker's intake (`load`). See
-//! `simulate --help` and `simulators::publish`.
+//! `backfill`), measures the broker's intake (`load`), or checks a load
+//! test against the database (`verify`). See `simulate --help`,
+//! `simulators::publish` and `simulators::verify`.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use simulators::publish::cli::{Cli, Command};
 use simulators::publish::{load, replay};
+use simulators::verify::{verify, Manifest};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -30,7 +32,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let workers = match &cli.command {
         Command::Load(args) => args.workers,
-        Command::Run(_) | Command::Backfill(_) => 0,
+        Command::Run(_) | Command::Backfill(_) | Command::Verify(_) => 0,
     };
     let runtime = if workers == 0 {
         tokio::runtime::Builder::new_current_thread()
@@ -73,6 +75,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ExitCode::SUCCESS
                 } else {
                     tracing::error!("not every message reached the broker");
+                    ExitCode::FAILURE
+                })
+            }
+            Command::Verify(args) => {
+                let config = args.config()?;
+                let path = args.manifest();
+                let manifest = Manifest::read(path).context("reading the manifest")?;
+                let report = verify(&manifest, &config, &shutdown).await?;
+                if let Some(path) = &args.report {
+                    report
+                        .write(path)
+                        .with_context(|| format!("writing the report {}", path.display()))?;
+                }
+                // Nothing to do if stdout is closed.
+                let _ = write!(std::io::stdout(), "{}", report.text());
+                Ok(if report.passed() {
+                    ExitCode::SUCCESS
+                } else {
                     ExitCode::FAILURE
                 })
             }

@@ -1,6 +1,6 @@
 //! The command line of `simulate`: subcommands, their options, and the
-//! conversion into the configurations of [`replay`](super::replay()) and
-//! [`load`](super::load()).
+//! conversion into the configurations of [`replay`](super::replay()),
+//! [`load`](super::load()) and [`verify`](crate::verify::verify()).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,9 +14,17 @@ use super::connection::Broker;
 use super::load::{Bound, LoadConfig};
 use super::replay::ReplayConfig;
 use crate::spec::{FaultRates, FleetSpec};
+use crate::verify::{Database, Secret, VerifyConfig};
 
 /// Publishes a simulated fleet of street lights, waste containers and traffic
-/// counters to an MQTT broker, in every wire format the service reads.
+/// counters to an MQTT broker, in every wire format the service reads, and
+/// checks what reached the database.
+///
+/// A zero-loss check is a load test with a manifest, then its verification:
+///
+/// `simulate load --broker 127.0.0.1:1883 --rate 0 --count 100000 --manifest m.jsonl`
+///
+/// `simulate verify --manifest m.jsonl --db victoria-metrics --url http://127.0.0.1:8428`
 #[derive(Debug, Parser)]
 #[command(name = "simulate", version)]
 pub struct Cli {
@@ -41,8 +49,19 @@ pub enum Command {
     /// Measures the broker's intake: a target rate spread over several
     /// connections, from messages of the fleet rendered before the timed
     /// part, with a progress line every second and a final report. Stops by
-    /// itself after `--count` messages or `--duration`.
+    /// itself after `--count` messages or `--duration`. `--manifest` lists
+    /// every message for `simulate verify`.
     Load(LoadArgs),
+    /// Checks a load test against the database, the loss oracle: reads the
+    /// manifest of `simulate load --manifest`, polls the raw points
+    /// (`lighting`, `waste`, `traffic`) of its communes and time range
+    /// until every expected point is found or `--timeout` passes, and
+    /// reports the points missing, those duplicated (stored more than once,
+    /// or not accounted for by any message) and the publish-to-queryable
+    /// latency. A message is identified by its point: measurement, commune,
+    /// device, lane and event time. Exits 1 when anything is missing or
+    /// duplicated.
+    Verify(VerifyArgs),
 }
 
 /// Options shared by every subcommand.
@@ -93,6 +112,12 @@ pub struct RunArgs {
     /// without it the run lasts until Ctrl-C.
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
+    /// With `--from` in the past and a `--speed` above 1: switch to real
+    /// time once the simulated clock reaches the wall clock, instead of
+    /// running into the future (readings more than 5 minutes ahead are
+    /// rejected by the service).
+    #[arg(long)]
+    catch_up: bool,
 }
 
 /// `simulate backfill`.
@@ -141,14 +166,153 @@ pub struct LoadArgs {
     /// Writes the final report as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Writes one JSON line per message handed to the broker: its identity
-    /// (domain, commune, device, lane, event time), topic, publish time and,
-    /// at QoS 1, whether it was acknowledged.
+    /// Writes one JSON line per message handed to the broker: `seq`, its
+    /// identity (domain, commune, device, lane, event time), topic, publish
+    /// time, at QoS 1 whether it was acknowledged, its fault and whether the
+    /// service must accept it; the input of `simulate verify`.
     #[arg(long)]
     manifest: Option<PathBuf>,
+    /// Records N messages of the pool in the manifest as published and
+    /// acknowledged but never publishes them (nor their repeats, when the
+    /// pool is cycled): `simulate verify` must then report exactly those N
+    /// points missing, a self-check of the oracle. They are valid messages,
+    /// each the only one of the pool with its identity, chosen with
+    /// `--drop-seed`; the report lists their `seq` under `dropped`.
+    #[arg(long, default_value_t = 0)]
+    drop: u64,
+    /// The seed that chooses the messages of `--drop`.
+    #[arg(long, default_value_t = 1)]
+    drop_seed: u64,
     /// Tokio worker threads; 0 runs everything on the main thread.
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+}
+
+/// The database `simulate verify` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DbKind {
+    /// VictoriaMetrics (`/api/v1/export`).
+    VictoriaMetrics,
+    /// InfluxDB 2.x and Cloud through the v2 API (Flux on `/api/v2/query`).
+    InfluxdbV2,
+    /// InfluxDB 1.x through the v1 API (InfluxQL on `/query`).
+    InfluxdbV1,
+}
+
+/// `simulate verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The manifest that `simulate load --manifest` wrote.
+    #[arg(long)]
+    manifest: PathBuf,
+    /// The database the service writes to.
+    #[arg(long, value_enum)]
+    db: DbKind,
+    /// Its base URL, e.g. http://127.0.0.1:8428 or http://127.0.0.1:8086.
+    #[arg(long)]
+    url: String,
+    /// influxdb-v2: the organization.
+    #[arg(long, required_if_eq("db", "influxdb-v2"))]
+    org: Option<String>,
+    /// influxdb-v2: the bucket.
+    #[arg(long, required_if_eq("db", "influxdb-v2"))]
+    bucket: Option<String>,
+    /// influxdb-v2: the API token.
+    #[arg(long, env = "INFLUX_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// influxdb-v1: the database.
+    #[arg(long, required_if_eq("db", "influxdb-v1"))]
+    database: Option<String>,
+    /// influxdb-v1: the retention policy; the database's default otherwise.
+    #[arg(long)]
+    retention_policy: Option<String>,
+    /// influxdb-v1: the user name (basic authentication).
+    #[arg(long, env = "INFLUX_USERNAME", hide_env_values = true)]
+    username: Option<String>,
+    /// influxdb-v1: the password.
+    #[arg(long, env = "INFLUX_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// victoria-metrics: asks it to make recent writes searchable before each
+    /// poll (`/internal/force_flush`). Latencies then leave out its own
+    /// indexing delay: several seconds for a new series by default.
+    #[arg(long)]
+    force_flush: bool,
+    /// How long to wait for missing points, from the first poll. A point is
+    /// declared missing only then: cover the time the service may take to
+    /// write what it was sent.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// The pause between polls: the resolution of the latency figures.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    interval: Duration,
+    /// How long to keep polling once every expected point is found, to see
+    /// duplicates written late.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    settle: Duration,
+    /// How many missing and duplicated points to list.
+    #[arg(long, default_value_t = 20)]
+    show: usize,
+    /// Writes the report as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+impl VerifyArgs {
+    /// The manifest file.
+    pub fn manifest(&self) -> &std::path::Path {
+        &self.manifest
+    }
+
+    /// The verification this command line asks for.
+    pub fn config(&self) -> anyhow::Result<VerifyConfig> {
+        let given = |name: &str, present: bool, kinds: &str| {
+            anyhow::ensure!(!present, "--{name} applies to --db {kinds} only");
+            Ok(())
+        };
+        // The credentials may come from the environment, set for other
+        // tools: they are only ignored where they do not apply.
+        let v1 = self.database.is_some() || self.retention_policy.is_some();
+        let v2 = self.org.is_some() || self.bucket.is_some();
+        let database = match self.db {
+            DbKind::VictoriaMetrics => {
+                given("org and --bucket", v2, "influxdb-v2")?;
+                given("database and --retention-policy", v1, "influxdb-v1")?;
+                Database::VictoriaMetrics {
+                    url: self.url.clone(),
+                    force_flush: self.force_flush,
+                }
+            }
+            DbKind::InfluxdbV2 => {
+                given("database and --retention-policy", v1, "influxdb-v1")?;
+                given("force-flush", self.force_flush, "victoria-metrics")?;
+                Database::InfluxV2 {
+                    url: self.url.clone(),
+                    org: self.org.clone().context("--org is required")?,
+                    bucket: self.bucket.clone().context("--bucket is required")?,
+                    token: self.token.clone().map(Secret),
+                }
+            }
+            DbKind::InfluxdbV1 => {
+                given("org and --bucket", v2, "influxdb-v2")?;
+                given("force-flush", self.force_flush, "victoria-metrics")?;
+                Database::InfluxV1 {
+                    url: self.url.clone(),
+                    database: self.database.clone().context("--database is required")?,
+                    retention_policy: self.retention_policy.clone(),
+                    username: self.username.clone(),
+                    password: self.password.clone().map(Secret),
+                }
+            }
+        };
+        anyhow::ensure!(!self.interval.is_zero(), "--interval must be longer than 0");
+        Ok(VerifyConfig {
+            database,
+            timeout: self.timeout,
+            interval: self.interval,
+            settle: self.settle,
+            examples: self.show,
+        })
+    }
 }
 
 fn parse_broker(s: &str) -> Result<Broker, String> {
@@ -237,6 +401,7 @@ impl RunArgs {
             from,
             to,
             speed: Some(self.speed),
+            catch_up: self.catch_up,
             qos: qos(self.common.qos),
             connections: self.common.connections,
         })
@@ -258,6 +423,7 @@ impl BackfillArgs {
             from: self.from,
             to: Some(to),
             speed: None,
+            catch_up: false,
             qos: qos(self.common.qos),
             connections: self.common.connections,
         })
@@ -287,6 +453,8 @@ impl LoadArgs {
             report: self.report.clone(),
             manifest: self.manifest.clone(),
             progress: true,
+            drop: self.drop,
+            drop_seed: self.drop_seed,
         })
     }
 }
@@ -384,5 +552,131 @@ mod tests {
         };
         let err = backfill.config(Utc::now()).expect_err("from after to");
         assert!(err.to_string().contains("--from"), "{err}");
+    }
+
+    #[test]
+    fn verify_takes_the_options_of_its_database() {
+        let base = ["simulate", "verify", "--manifest", "m.jsonl"];
+        let parse = |extra: &[&str]| -> anyhow::Result<VerifyConfig> {
+            let cli = Cli::try_parse_from(base.iter().chain(extra).copied())?;
+            let Command::Verify(args) = cli.command else {
+                anyhow::bail!("not verify");
+            };
+            args.config()
+        };
+        let vm = parse(&[
+            "--db",
+            "victoria-metrics",
+            "--url",
+            "http://vm:8428",
+            "--force-flush",
+        ])
+        .expect("valid");
+        assert_eq!(
+            vm.database,
+            Database::VictoriaMetrics {
+                url: "http://vm:8428".into(),
+                force_flush: true
+            }
+        );
+        assert_eq!(
+            (vm.timeout, vm.interval, vm.settle, vm.examples),
+            (
+                Duration::from_secs(60),
+                Duration::from_millis(500),
+                Duration::ZERO,
+                20
+            )
+        );
+
+        let v2 = parse(&[
+            "--db",
+            "influxdb-v2",
+            "--url",
+            "http://i:8086",
+            "--org",
+            "city",
+            "--bucket",
+            "telemetry",
+            "--token",
+            "t0k",
+            "--timeout",
+            "2m",
+            "--interval",
+            "250ms",
+            "--settle",
+            "2s",
+        ])
+        .expect("valid");
+        assert_eq!(
+            v2.database,
+            Database::InfluxV2 {
+                url: "http://i:8086".into(),
+                org: "city".into(),
+                bucket: "telemetry".into(),
+                token: Some(Secret("t0k".into())),
+            }
+        );
+        assert!(!format!("{v2:?}").contains("t0k"), "the token is not shown");
+        assert_eq!(
+            (v2.timeout, v2.interval, v2.settle),
+            (
+                Duration::from_secs(120),
+                Duration::from_millis(250),
+                Duration::from_secs(2)
+            )
+        );
+
+        let v1 = parse(&[
+            "--db",
+            "influxdb-v1",
+            "--url",
+            "http://i:8086",
+            "--database",
+            "telemetry",
+            "--retention-policy",
+            "week",
+        ])
+        .expect("valid");
+        assert!(matches!(
+            v1.database,
+            Database::InfluxV1 { ref retention_policy, .. } if retention_policy.as_deref() == Some("week")
+        ));
+
+        let err =
+            parse(&["--db", "influxdb-v2", "--url", "u", "--org", "o"]).expect_err("no bucket");
+        assert!(err.to_string().contains("--bucket"), "{err}");
+        let err = parse(&["--db", "victoria-metrics", "--url", "u", "--database", "d"])
+            .expect_err("a v1 option");
+        assert!(err.to_string().contains("--db influxdb-v1 only"), "{err}");
+        let err = parse(&["--db", "victoria-metrics", "--url", "u", "--interval", "0s"])
+            .expect_err("no interval");
+        assert!(err.to_string().contains("--interval"), "{err}");
+    }
+
+    #[test]
+    fn load_takes_drops() {
+        let cli = Cli::try_parse_from([
+            "simulate",
+            "load",
+            "--broker",
+            "h:1",
+            "--rate",
+            "0",
+            "--count",
+            "10",
+            "--drop",
+            "2",
+            "--drop-seed",
+            "9",
+            "--manifest",
+            "m.jsonl",
+        ])
+        .expect("parses");
+        let Command::Load(load) = cli.command else {
+            panic!("not load");
+        };
+        let config = load.config().expect("valid");
+        assert_eq!((config.drop, config.drop_seed), (2, 9));
     }
 }

@@ -7,7 +7,12 @@
 //! `k mod N` — paced to `rate / N` per second (or as fast as the event
 //! loop takes them), cycling through the pool if it runs out, until the
 //! count or the duration is reached.
+//!
+//! With `drop`, a few messages chosen with a seed are recorded in the
+//! manifest as published and acknowledged but never sent: the loss oracle
+//! ([`crate::verify`]) must report exactly those missing.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +20,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
+use rand::SeedableRng as _;
+use rand_chacha::ChaCha8Rng;
 use rumqttc::QoS;
 use schemas::Domain;
 use tokio::time::Instant;
@@ -23,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::connection::{Broker, Connection, Counters, Trace};
 use super::report::{self, LoadReport};
 use super::{client_id, DRAIN_TIMEOUT};
+use crate::verify::Manifest;
 use crate::{Fleet, FleetSpec, MessageFault};
 
 /// Requests that may wait for each connection's event loop.
@@ -68,6 +76,12 @@ pub struct LoadConfig {
     pub manifest: Option<PathBuf>,
     /// Whether to print a progress line on stderr every second.
     pub progress: bool,
+    /// Messages of the pool to record in the manifest as published without
+    /// publishing them (every time the pool comes round to them), to check
+    /// the loss oracle; 0 drops none.
+    pub drop: u64,
+    /// The seed that chooses the dropped messages.
+    pub drop_seed: u64,
 }
 
 /// One message of the pool.
@@ -91,6 +105,61 @@ pub struct PoolMessage {
     pub fault: Option<MessageFault>,
     /// Whether the service must accept it.
     pub valid: bool,
+}
+
+/// What identifies the point a message becomes.
+type PointId<'a> = (Domain, &'a str, &'a str, Option<u32>, DateTime<Utc>);
+
+impl PoolMessage {
+    /// What identifies the point it becomes: series and timestamp.
+    pub fn identity(&self) -> PointId<'_> {
+        (
+            self.domain,
+            &self.commune,
+            &self.device,
+            self.lane,
+            self.event_time,
+        )
+    }
+}
+
+/// Chooses, with `seed`, the `n` pool messages that `drop` skips: among the
+/// first `planned` messages of the pool, valid ones whose identity no other
+/// message of the pool has, so that each drop is a point missing from the
+/// database. Returns pool indices, ascending.
+pub fn choose_drops(
+    pool: &[PoolMessage],
+    planned: u64,
+    n: u64,
+    seed: u64,
+) -> anyhow::Result<Vec<usize>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut counts: HashMap<PointId<'_>, u32> = HashMap::with_capacity(pool.len());
+    for m in pool {
+        *counts.entry(m.identity()).or_default() += 1;
+    }
+    let limit = usize::try_from(planned)
+        .unwrap_or(usize::MAX)
+        .min(pool.len());
+    let eligible: Vec<usize> = (0..limit)
+        .filter(|&i| pool[i].valid && counts.get(&pool[i].identity()) == Some(&1))
+        .collect();
+    let wanted = usize::try_from(n).unwrap_or(usize::MAX);
+    anyhow::ensure!(
+        wanted <= eligible.len(),
+        "--drop {n}: only {} of the messages to send can be dropped (valid, and the only \
+         message of the pool with their identity)",
+        eligible.len()
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut chosen: Vec<usize> = rand::seq::index::sample(&mut rng, eligible.len(), wanted)
+        .into_iter()
+        .map(|i| eligible[i])
+        .collect();
+    chosen.sort_unstable();
+    Ok(chosen)
 }
 
 /// Messages per simulated second the fleet publishes, roughly (a counter
@@ -135,6 +204,53 @@ pub fn pool(spec: &FleetSpec, size: usize, now: DateTime<Utc>) -> anyhow::Result
 
 /// Runs a load test; see the module's doc.
 pub async fn load(config: LoadConfig, shutdown: CancellationToken) -> anyhow::Result<LoadReport> {
+    Ok(run(config, shutdown, false).await?.0)
+}
+
+/// Runs a load test and returns its manifest too, in memory (it is also
+/// written to `config.manifest` if set).
+pub async fn load_with_manifest(
+    config: LoadConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(LoadReport, Manifest)> {
+    let (report, manifest) = run(config, shutdown, true).await?;
+    Ok((report, manifest.unwrap_or_default()))
+}
+
+/// Merges the messages a connection dropped on purpose (its `n`-th
+/// message, and when) into what its event loop traced, as if written and
+/// acknowledged. The merge stops at the first message neither written nor
+/// dropped: the manifest has no line for it, nor for any after it.
+fn merge_drops(trace: Trace, drops: &[(u64, i64)]) -> Trace {
+    if drops.is_empty() {
+        return trace;
+    }
+    let mut merged = Trace::default();
+    let mut written = trace.written_at.into_iter().zip(trace.acked);
+    let mut drops = drops.iter().peekable();
+    loop {
+        let nth = merged.written_at.len() as u64;
+        let (at, acked) = match drops.peek() {
+            Some(&&(d, at)) if d == nth => {
+                drops.next();
+                (at, true)
+            }
+            _ => match written.next() {
+                Some(w) => w,
+                None => break,
+            },
+        };
+        merged.written_at.push(at);
+        merged.acked.push(acked);
+    }
+    merged
+}
+
+async fn run(
+    config: LoadConfig,
+    shutdown: CancellationToken,
+    keep_manifest: bool,
+) -> anyhow::Result<(LoadReport, Option<Manifest>)> {
     let n = usize::from(config.connections.max(1));
     let size = config.pool.unwrap_or(match config.bound {
         Bound::Count(count) => usize::try_from(count)
@@ -146,10 +262,14 @@ pub async fn load(config: LoadConfig, shutdown: CancellationToken) -> anyhow::Re
         Bound::Duration(_) => DEFAULT_POOL,
     });
     let counters = Arc::new(Counters::default());
+    let traced = config.manifest.is_some() || keep_manifest;
+    if config.drop > 0 && !traced {
+        tracing::warn!("dropping messages without a manifest: nothing will know they were due");
+    }
     let mut connections = Vec::with_capacity(n);
     for _ in 0..n {
         let id = client_id("simulate-load");
-        let trace = config.manifest.is_some();
+        let trace = traced;
         let c = Connection::open(
             &config.broker,
             &id,
@@ -168,6 +288,16 @@ pub async fn load(config: LoadConfig, shutdown: CancellationToken) -> anyhow::Re
         .await
         .context("the rendering task failed")??;
     anyhow::ensure!(!pool.is_empty(), "the fleet publishes no message");
+    let planned = match config.bound {
+        Bound::Count(count) => count,
+        Bound::Duration(d) if config.rate > 0.0 => (config.rate * d.as_secs_f64()).ceil() as u64,
+        Bound::Duration(_) => pool.len() as u64,
+    };
+    let drops: Arc<HashSet<usize>> = Arc::new(
+        choose_drops(&pool, planned, config.drop, config.drop_seed)?
+            .into_iter()
+            .collect(),
+    );
     let pool = Arc::new(pool);
     tracing::info!(
         messages = pool.len(),
@@ -192,6 +322,7 @@ pub async fn load(config: LoadConfig, shutdown: CancellationToken) -> anyhow::Re
                 qos: config.qos,
                 start,
                 pool: pool.clone(),
+                drops: drops.clone(),
                 shutdown: shutdown.clone(),
             };
             tokio::spawn(producer.run(connection))
@@ -200,12 +331,27 @@ pub async fn load(config: LoadConfig, shutdown: CancellationToken) -> anyhow::Re
     let mut queued = 0;
     let mut traces = Vec::with_capacity(n);
     let mut unfinished = 0;
-    for producer in producers {
-        let (count, trace) = producer.await.context("a producer task failed")??;
-        queued += count;
-        unfinished += usize::from(trace.is_none());
-        traces.push(trace.unwrap_or_default());
+    let mut dropped = Vec::new();
+    for (c, producer) in producers.into_iter().enumerate() {
+        let done = producer.await.context("a producer task failed")??;
+        queued += done.queued;
+        unfinished += usize::from(done.trace.is_none());
+        let trace = if traced {
+            merge_drops(done.trace.unwrap_or_default(), &done.dropped)
+        } else {
+            done.trace.unwrap_or_default()
+        };
+        // With a manifest, the drops it lists (see `merge_drops`).
+        let lines = trace.written_at.len() as u64;
+        dropped.extend(
+            done.dropped
+                .iter()
+                .filter(|(nth, _)| !traced || *nth < lines)
+                .map(|(nth, _)| c as u64 + nth * n as u64),
+        );
+        traces.push(trace);
     }
+    dropped.sort_unstable();
     let elapsed = start.elapsed();
     if let Some(progress) = progress {
         progress.abort();
@@ -224,6 +370,7 @@ pub async fn load(config: LoadConfig, shutdown: CancellationToken) -> anyhow::Re
             elapsed,
             started_at,
         },
+        dropped,
     );
     if let Some(path) = &config.manifest {
         report::write_manifest(path, &pool, &traces, config.qos)
@@ -232,7 +379,26 @@ pub async fn load(config: LoadConfig, shutdown: CancellationToken) -> anyhow::Re
     if let Some(path) = &config.report {
         report.write(path)?;
     }
-    Ok(report)
+    let manifest = keep_manifest.then(|| {
+        let mut manifest = Manifest::new();
+        report::for_each_sent(&pool, &traces, config.qos, |sent| {
+            manifest.push(sent);
+            Ok(())
+        })
+        .map(|()| manifest)
+    });
+    Ok((report, manifest.transpose()?))
+}
+
+/// What a producer did.
+#[derive(Debug)]
+struct Produced {
+    /// Messages queued for publication.
+    queued: u64,
+    /// What its connection's event loop traced; `None` if it did not finish.
+    trace: Option<Trace>,
+    /// The messages dropped on purpose: the producer's `n`-th, and when.
+    dropped: Vec<(u64, i64)>,
 }
 
 /// The producer of one connection.
@@ -247,26 +413,30 @@ struct Producer {
     qos: QoS,
     start: Instant,
     pool: Arc<Vec<PoolMessage>>,
+    /// Pool indices never published.
+    drops: Arc<HashSet<usize>>,
     shutdown: CancellationToken,
 }
 
 impl Producer {
-    /// Queues this connection's share, then closes the connection. Returns
-    /// how many messages it queued and what the event loop traced.
-    async fn run(self, connection: Connection) -> anyhow::Result<(u64, Option<Trace>)> {
+    /// Queues this connection's share, then closes the connection.
+    async fn run(self, connection: Connection) -> anyhow::Result<Produced> {
         let deadline = match self.bound {
             Bound::Duration(d) => Some(self.start + d),
             Bound::Count(_) => None,
         };
         let len = self.pool.len() as u64;
+        // Messages handled: queued or dropped.
+        let mut handled = 0_u64;
         let mut queued = 0_u64;
+        let mut dropped = Vec::new();
         loop {
-            let k = self.first + queued * self.step;
+            let k = self.first + handled * self.step;
             if matches!(self.bound, Bound::Count(count) if k >= count) {
                 break;
             }
             if self.rate > 0.0 {
-                let due = self.start + Duration::from_secs_f64(queued as f64 / self.rate);
+                let due = self.start + Duration::from_secs_f64(handled as f64 / self.rate);
                 let due = deadline.map_or(due, |d| due.min(d));
                 if due > Instant::now() {
                     tokio::select! {
@@ -275,13 +445,20 @@ impl Producer {
                     }
                 }
             }
-            let look = queued % CHECK_EVERY == 0 || self.rate > 0.0;
+            let look = handled.is_multiple_of(CHECK_EVERY) || self.rate > 0.0;
             if look
                 && (self.shutdown.is_cancelled() || deadline.is_some_and(|d| Instant::now() >= d))
             {
                 break;
             }
-            let m = &self.pool[(k % len) as usize];
+            let index = (k % len) as usize;
+            if self.drops.contains(&index) {
+                let now = Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+                dropped.push((handled, now));
+                handled += 1;
+                continue;
+            }
+            let m = &self.pool[index];
             if let Err(error) = connection
                 .publish(&m.topic, self.qos, m.payload.clone())
                 .await
@@ -290,8 +467,13 @@ impl Producer {
                 break;
             }
             queued += 1;
+            handled += 1;
         }
-        Ok((queued, connection.close(DRAIN_TIMEOUT).await))
+        Ok(Produced {
+            queued,
+            trace: connection.close(DRAIN_TIMEOUT).await,
+            dropped,
+        })
     }
 }
 
@@ -305,7 +487,7 @@ mod tests {
         let now: DateTime<Utc> = "2026-03-04T12:00:00Z".parse().expect("RFC 3339");
         let pool = pool(&spec, 20_000, now).expect("renders");
         assert_eq!(pool.len(), 20_000);
-        let identities: std::collections::HashSet<_> = pool
+        let identities: HashSet<_> = pool
             .iter()
             .filter(|m| m.fault != Some(MessageFault::Duplicate))
             .map(|m| (m.domain, &m.device, m.lane, m.event_time))
@@ -317,5 +499,61 @@ mod tests {
         assert!(pool
             .iter()
             .all(|m| m.event_time < now + TimeDelta::minutes(5)));
+    }
+
+    fn message(device: &str, event: &str, valid: bool) -> PoolMessage {
+        PoolMessage {
+            topic: format!("city/rabat/lighting/{device}/telemetry"),
+            payload: Bytes::new(),
+            domain: Domain::Lighting,
+            commune: "rabat".into(),
+            device: device.into(),
+            lane: None,
+            event_time: event.parse().expect("RFC 3339"),
+            fault: None,
+            valid,
+        }
+    }
+
+    #[test]
+    fn drops_are_seeded_valid_and_unique_points_among_those_sent() {
+        let mut pool: Vec<PoolMessage> = (0..100)
+            .map(|i| message(&format!("lamp-{i}"), "2026-03-04T12:00:00Z", i % 10 != 3))
+            .collect();
+        // lamp-0's point twice: neither copy can be dropped.
+        pool.push(message("lamp-0", "2026-03-04T12:00:00Z", true));
+        let chosen = choose_drops(&pool, 50, 5, 7).expect("enough candidates");
+        assert_eq!(chosen.len(), 5);
+        assert!(chosen.windows(2).all(|w| w[0] < w[1]), "{chosen:?}");
+        assert!(
+            chosen.iter().all(|&i| i < 50 && i != 0 && i % 10 != 3),
+            "{chosen:?}"
+        );
+        assert_eq!(choose_drops(&pool, 50, 5, 7).expect("again"), chosen);
+        assert_ne!(choose_drops(&pool, 50, 5, 8).expect("another seed"), chosen);
+        assert!(choose_drops(&pool, 50, 0, 7).expect("none").is_empty());
+        // 50 candidates less lamp-0 and the five invalid ones.
+        let err = choose_drops(&pool, 50, 45, 7).expect_err("too many");
+        assert!(err.to_string().contains("only 44"), "{err}");
+    }
+
+    #[test]
+    fn drops_are_merged_into_the_trace_in_order() {
+        let trace = Trace {
+            written_at: vec![10, 20, 30],
+            acked: vec![true, false, true],
+        };
+        // The producer's messages 0 and 2 were dropped, at 5 and 15.
+        let merged = merge_drops(trace, &[(0, 5), (2, 15), (9, 99)]);
+        assert_eq!(merged.written_at, [5, 10, 15, 20, 30]);
+        assert_eq!(merged.acked, [true, true, true, false, true]);
+        let untouched = merge_drops(
+            Trace {
+                written_at: vec![1],
+                acked: vec![true],
+            },
+            &[],
+        );
+        assert_eq!(untouched.written_at, [1]);
     }
 }

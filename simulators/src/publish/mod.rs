@@ -2,7 +2,8 @@
 //! with tokio and rumqttc. Everything that waits lives here; the fleet and
 //! its messages stay pure.
 //!
-//! - [`cli`]: the `simulate` command line (`run`, `backfill`, `load`).
+//! - [`cli`]: the `simulate` command line (`run`, `backfill`, `load`,
+//!   `verify`).
 //! - [`connection`]: an MQTT connection whose event-loop task counts what
 //!   is written and acknowledged.
 //! - [`pace`]: the simulated clock of a replay (pure).
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use connection::Broker;
-pub use load::{load, Bound, LoadConfig};
+pub use load::{load, load_with_manifest, Bound, LoadConfig};
 pub use replay::{replay, ReplayConfig, ReplaySummary};
 pub use report::LoadReport;
 

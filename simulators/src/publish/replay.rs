@@ -55,6 +55,10 @@ pub struct ReplayConfig {
     /// Simulated seconds per wall-clock second; `None` publishes as fast as
     /// possible.
     pub speed: Option<f64>,
+    /// With a `speed`: once the simulated clock reaches the wall clock,
+    /// keep to it (real time) rather than run ahead, so that event times
+    /// never lie in the future ([`Pace::catching_up`]). Logged once.
+    pub catch_up: bool,
     /// QoS of the publications.
     pub qos: QoS,
     /// Connections to publish over.
@@ -135,7 +139,16 @@ pub async fn replay(
     let start = Instant::now();
     let last = Arc::new(AtomicI64::new(i64::MIN));
     let progress = tokio::spawn(log_progress(counters.clone(), last.clone()));
-    let pace = config.speed.map(|speed| Pace::new(config.from, speed));
+    let pace = config.speed.map(|speed| {
+        if config.catch_up {
+            Pace::catching_up(config.from, speed, Utc::now())
+        } else {
+            Pace::new(config.from, speed)
+        }
+    });
+    let announce = pace
+        .and_then(|p| Some((p, p.catches_up_after()?)))
+        .map(|(pace, after)| tokio::spawn(announce_real_time(pace, start, after)));
     let mut queued = 0_u64;
     let mut lag_warned: Option<Instant> = None;
     let mut interrupted = false;
@@ -176,6 +189,9 @@ pub async fn replay(
         }
     }
     progress.abort();
+    if let Some(announce) = announce {
+        announce.abort();
+    }
     let (sent, acked, errors) = counters.snapshot();
     let summary = ReplaySummary {
         queued,
@@ -221,6 +237,15 @@ fn render(
     if !batch.is_empty() {
         let _ = tx.blocking_send(batch);
     }
+}
+
+/// Says, once, that the simulated clock has caught up with the wall clock.
+async fn announce_real_time(pace: Pace, start: Instant, after: Duration) {
+    tokio::time::sleep_until(start + after).await;
+    tracing::info!(
+        simulated = %pace.simulated(after).to_rfc3339_opts(SecondsFormat::Secs, true),
+        "the simulated clock has caught up with the wall clock: publishing in real time from now on"
+    );
 }
 
 async fn log_progress(counters: Arc<Counters>, last: Arc<AtomicI64>) {

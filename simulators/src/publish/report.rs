@@ -1,7 +1,7 @@
 //! What a load test reports: a progress line every second on stderr, a
 //! final [`LoadReport`] (JSON on request), and the manifest — one JSON line
 //! per message handed to the broker, with the identity of the point it
-//! becomes, for an oracle that looks for missing and duplicated points.
+//! becomes, which the oracle ([`crate::verify`]) reads.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::connection::{Counters, Trace};
 use super::load::{Bound, LoadConfig, PoolMessage};
-use crate::MessageFault;
+use crate::verify::Sent;
 
 /// The outcome of a load test.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,6 +54,9 @@ pub struct LoadReport {
     pub started_at: String,
     /// The manifest written, if any.
     pub manifest: Option<PathBuf>,
+    /// Messages recorded in the manifest as published but never sent
+    /// (`--drop`), by `seq`.
+    pub dropped: Vec<u64>,
 }
 
 /// What the load test counted.
@@ -70,7 +73,7 @@ pub(super) struct Counts {
 }
 
 impl LoadReport {
-    pub(super) fn new(config: &LoadConfig, counts: Counts) -> Self {
+    pub(super) fn new(config: &LoadConfig, counts: Counts, dropped: Vec<u64>) -> Self {
         let at_least_once = config.qos != QoS::AtMostOnce;
         let done = if at_least_once {
             counts.acked
@@ -107,6 +110,7 @@ impl LoadReport {
                 .started_at
                 .to_rfc3339_opts(SecondsFormat::Millis, true),
             manifest: config.manifest.clone(),
+            dropped,
         }
     }
 
@@ -118,20 +122,28 @@ impl LoadReport {
     }
 
     /// Whether everything queued reached the broker (and, at QoS 1, was
-    /// acknowledged), and a `count` bound was met in full.
+    /// acknowledged), and a `count` bound was met in full (messages dropped
+    /// on purpose included).
     pub fn complete(&self) -> bool {
         let done = self.acked.unwrap_or(self.sent);
         self.unfinished_connections == 0
             && self.sent == self.queued
             && done == self.sent
-            && self.count.is_none_or(|n| self.queued == n)
+            && self
+                .count
+                .is_none_or(|n| self.queued + self.dropped.len() as u64 == n)
     }
 
     /// The report for a person, one line.
     pub fn summary(&self) -> String {
         let acked = self.acked.map_or_else(|| "-".to_owned(), |a| a.to_string());
+        let dropped = if self.dropped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} dropped on purpose", self.dropped.len())
+        };
         format!(
-            "sent {} acked {} errors {} in {:.2} s: {:.0} msgs/s (qos {}, {} connections)",
+            "sent {} acked {} errors {} in {:.2} s: {:.0} msgs/s (qos {}, {} connections){dropped}",
             self.sent, acked, self.errors, self.duration_s, self.rate, self.qos, self.connections
         )
     }
@@ -173,45 +185,16 @@ pub(super) fn end_progress_line() {
     }
 }
 
-/// One line of the manifest.
-#[derive(Debug, Serialize)]
-struct ManifestLine<'a> {
-    /// The message's index in the load test (from 0).
-    seq: u64,
-    domain: &'a str,
-    commune: &'a str,
-    device: &'a str,
-    lane: Option<u32>,
-    event_time: String,
-    topic: &'a str,
-    /// When the client wrote it to the socket.
-    published_at: String,
-    /// Whether the broker acknowledged it (QoS 1 only).
-    acked: Option<bool>,
-    fault: Option<&'static str>,
-    valid: bool,
-}
-
-fn fault_name(fault: MessageFault) -> &'static str {
-    match fault {
-        MessageFault::Late => "late",
-        MessageFault::Duplicate => "duplicate",
-        MessageFault::Malformed => "malformed",
-        MessageFault::OutOfRange => "out_of_range",
-    }
-}
-
-/// Writes the manifest: message `k` was the `k / N`-th written on
-/// connection `k mod N`, and is the pool's message `k mod len`. Lines come
-/// in the order of `k`; a message never written has no line.
-pub(super) fn write_manifest(
-    path: &Path,
+/// Calls `f` with each message of the manifest: message `k` was the
+/// `k / N`-th written on connection `k mod N` (dropped ones included, see
+/// `load::merge_drops`), and is the pool's message `k mod len`. Messages come
+/// in the order of `k`; a message never written has none.
+pub(super) fn for_each_sent(
     pool: &[PoolMessage],
     traces: &[Trace],
     qos: QoS,
-) -> anyhow::Result<()> {
-    let file = std::fs::File::create(path)?;
-    let mut out = std::io::BufWriter::new(file);
+    mut f: impl FnMut(&Sent<'_>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let connections = traces.len().max(1);
     let total: usize = traces.iter().map(|t| t.written_at.len()).sum();
     let (mut seq, mut written) = (0_usize, 0_usize);
@@ -220,29 +203,40 @@ pub(super) fn write_manifest(
         let nth = seq / connections;
         if let Some(&at) = trace.written_at.get(nth) {
             let message = &pool[seq % pool.len()];
-            let line = ManifestLine {
+            f(&Sent {
                 seq: seq as u64,
-                domain: message.domain.as_str(),
+                domain: message.domain,
                 commune: &message.commune,
                 device: &message.device,
                 lane: message.lane,
-                event_time: message
-                    .event_time
-                    .to_rfc3339_opts(SecondsFormat::Secs, true),
+                event_time: message.event_time,
                 topic: &message.topic,
-                published_at: DateTime::from_timestamp_nanos(at)
-                    .to_rfc3339_opts(SecondsFormat::Nanos, true),
+                published_at: DateTime::from_timestamp_nanos(at),
                 acked: (qos != QoS::AtMostOnce)
                     .then(|| trace.acked.get(nth).copied().unwrap_or(false)),
-                fault: message.fault.map(fault_name),
+                fault: message.fault,
                 valid: message.valid,
-            };
-            serde_json::to_writer(&mut out, &line)?;
-            out.write_all(b"\n")?;
+            })?;
             written += 1;
         }
         seq += 1;
     }
+    Ok(())
+}
+
+/// Writes the manifest, a JSON line per message (see [`for_each_sent`]).
+pub(super) fn write_manifest(
+    path: &Path,
+    pool: &[PoolMessage],
+    traces: &[Trace],
+    qos: QoS,
+) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let mut out = std::io::BufWriter::new(file);
+    for_each_sent(pool, traces, qos, |sent| {
+        out.write_all(sent.to_json().as_bytes())?;
+        out.write_all(b"\n")
+    })?;
     out.flush()?;
     Ok(())
 }
