@@ -15,7 +15,8 @@ use crate::health::Health;
 use crate::live::SharedLive;
 use crate::metrics::Metrics;
 use crate::mqtt::{DeadLetterPublisher, Source};
-use crate::process::{self, Processor};
+use crate::process::{self, Pace, Processor};
+use crate::wal::{self, Log, WalStage};
 
 /// Room for dead letters between the stages and their publisher.
 const DEAD_LETTER_CHANNEL: usize = 1024;
@@ -36,6 +37,16 @@ pub async fn run_until_signal(cfg: Config) -> anyhow::Result<()> {
         std::process::exit(130);
     });
     run(cfg, shutdown).await
+}
+
+/// Waits for a task that may not exist (then never).
+async fn wait_for<T>(
+    task: &mut Option<tokio::task::JoinHandle<T>>,
+) -> Result<T, tokio::task::JoinError> {
+    match task {
+        Some(t) => t.await,
+        None => std::future::pending().await,
+    }
 }
 
 pub(crate) async fn wait_for_signal() {
@@ -114,6 +125,19 @@ pub async fn run_with(
 
     let (message_tx, message_rx) = mpsc::channel(cfg.pipeline.channel_batches);
     let (line_tx, line_rx) = mpsc::channel(cfg.pipeline.channel_batches);
+    let log = if cfg.wal.enabled {
+        let dir = cfg.wal.dir.clone();
+        let limits = wal::Limits {
+            segment_bytes: cfg.wal.segment_bytes,
+        };
+        Some(
+            tokio::task::spawn_blocking(move || Log::open(&dir, limits))
+                .await
+                .context("opening the write-ahead log")??,
+        )
+    } else {
+        None
+    };
     let (dead_tx, dead_rx) = mpsc::channel(DEAD_LETTER_CHANNEL);
 
     let publisher = DeadLetterPublisher::new(
@@ -125,24 +149,65 @@ pub async fn run_with(
     .context("dead-letter connection")?;
     let dead_letters = tokio::spawn(publisher.run(dead_rx));
 
+    let mut stage = Processor::new(&cfg, metrics.clone())?;
+    if let Some(live) = hooks.live {
+        stage = stage.with_observer(live);
+    }
+    // With the log, the source feeds it and it feeds the processor; the
+    // sink hands checkpoints back to it and it hands acknowledgements back
+    // to the source.
+    let mut durable_acks = None;
+    let mut checkpoint_tx = None;
+    let (processor_rx, wal_task) = match log {
+        Some((log, recovery)) => {
+            if let Some(cp) = &recovery.checkpoint {
+                if let Err(e) = stage.restore_windows(&cp.windows) {
+                    tracing::warn!(error = %e, "window state not restored from the checkpoint; windows start empty");
+                }
+            }
+            let (to_processor, processor_rx) = mpsc::channel(cfg.pipeline.channel_batches);
+            let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+            let (cp_tx, cp_rx) = mpsc::unbounded_channel();
+            durable_acks = Some(ack_rx);
+            checkpoint_tx = Some(cp_tx);
+            let wal = WalStage::new(
+                log,
+                &recovery,
+                cfg.wal.max_bytes,
+                metrics.clone(),
+                health.clone(),
+            );
+            let task = tokio::spawn(wal.run(wal::stage::Links {
+                input: message_rx,
+                output: to_processor,
+                acks: ack_tx,
+                checkpoints: cp_rx,
+            }));
+            (processor_rx, Some(task))
+        }
+        None => (message_rx, None),
+    };
     let sink = tokio::spawn(crate::sink::run(
         cfg.sink.clone(),
         token,
         line_rx,
         dead_tx.clone(),
+        checkpoint_tx,
         metrics.clone(),
         health.clone(),
     ));
-    let mut stage = Processor::new(&cfg, metrics.clone())?;
-    if let Some(live) = hooks.live {
-        stage = stage.with_observer(live);
-    }
     let processor = tokio::spawn(process::run(
         stage,
-        message_rx,
+        processor_rx,
         line_tx,
         dead_tx,
-        Duration::from_secs(u64::from(cfg.windows.idle_advance_s)),
+        Pace {
+            idle_advance: Duration::from_secs(u64::from(cfg.windows.idle_advance_s)),
+            checkpoint_every: cfg
+                .wal
+                .enabled
+                .then(|| Duration::from_millis(cfg.wal.checkpoint_interval_ms)),
+        },
         shutdown.clone(),
     ));
     let source_stop = CancellationToken::new();
@@ -155,6 +220,10 @@ pub async fn run_with(
         health.clone(),
     )
     .context("MQTT connection")?;
+    let source = match durable_acks {
+        Some(acks) => source.with_durable_acks(acks),
+        None => source,
+    };
     let source = tokio::spawn(source.run(source_stop.clone()));
     tracing::info!(
         broker = %format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port),
@@ -163,9 +232,15 @@ pub async fn run_with(
     );
 
     let mut sink = sink;
+    let mut wal_task = wal_task;
     let early = tokio::select! {
         () = shutdown.cancelled() => None,
         r = &mut sink => Some(r),
+        r = wait_for(&mut wal_task) => Some(match r {
+            Ok(Ok(())) => Ok(Err(anyhow::anyhow!("the write-ahead log stopped unexpectedly"))),
+            Ok(Err(e)) => Ok(Err(anyhow::Error::new(e))),
+            Err(e) => Err(e),
+        }),
     };
     if let Some(r) = early {
         // The sink ends only when its input closes; ending first is a failure.
@@ -174,8 +249,11 @@ pub async fn run_with(
         let _ = processor.await;
         http_stop.cancel();
         dead_letters.abort();
+        if let Some(task) = wal_task {
+            task.abort();
+        }
         return match r {
-            Ok(Err(e)) => Err(e.context("sink")),
+            Ok(Err(e)) => Err(e.context("stage failed")),
             Ok(Ok(())) => Err(anyhow::anyhow!("the sink stopped unexpectedly")),
             Err(e) => Err(anyhow::anyhow!("sink task failed: {e}")),
         };
@@ -190,6 +268,13 @@ pub async fn run_with(
     }
     tracing::info!("processor drained; flushing the sink");
     let sunk = sink.await;
+    let logged = match wal_task {
+        Some(task) => match task.await {
+            Ok(r) => r.map_err(anyhow::Error::new),
+            Err(e) => Err(anyhow::anyhow!("write-ahead log task failed: {e}")),
+        },
+        None => Ok(()),
+    };
     match tokio::time::timeout(DEAD_LETTER_DRAIN, dead_letters).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "dead-letter task failed"),
@@ -201,6 +286,7 @@ pub async fn run_with(
     }
     match sunk {
         Ok(Ok(())) => {
+            logged?;
             tracing::info!("stopped cleanly");
             Ok(())
         }

@@ -32,6 +32,8 @@ pub struct Config {
     pub dead_letter: DeadLetterConfig,
     /// Channels between the stages.
     pub pipeline: PipelineConfig,
+    /// The write-ahead log: durability before acknowledgement.
+    pub wal: WalConfig,
     /// Health, readiness and metrics endpoints.
     pub http: HttpConfig,
     /// Logging.
@@ -436,6 +438,39 @@ impl Default for PipelineConfig {
     }
 }
 
+/// The write-ahead log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalConfig {
+    /// Append every message to the log, and acknowledge it to the broker only
+    /// once it is synced there. Off: messages are acknowledged when the
+    /// pipeline takes them, and a crash loses what was not yet written.
+    pub enabled: bool,
+    /// Folder of the log (segments, checkpoint, lock).
+    pub dir: PathBuf,
+    /// Most bytes the log may hold; past it the service stops reading from
+    /// the broker until the database catches up.
+    pub max_bytes: u64,
+    /// Size of one segment file; at most half of `max_bytes`.
+    pub segment_bytes: u64,
+    /// How often the position and window state are checkpointed, in
+    /// milliseconds; a restart replays at most about this much (plus what
+    /// the database had not yet acknowledged).
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: PathBuf::from("data/wal"),
+            max_bytes: 1024 * 1024 * 1024,
+            segment_bytes: 64 * 1024 * 1024,
+            checkpoint_interval_ms: 1000,
+        }
+    }
+}
+
 /// The HTTP endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -562,6 +597,7 @@ impl Config {
                 "channel_batches and source_batch must be at least 1",
             ));
         }
+        self.validate_wal()?;
         schemas::Applications::new(&self.applications)
             .map_err(|e| err(&format!("applications.{}", e.path), e.message))?;
         if self.log.level.is_empty() {
@@ -638,6 +674,32 @@ impl Config {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_wal(&self) -> Result<(), ConfigError> {
+        let wal = &self.wal;
+        if !wal.enabled {
+            return Ok(());
+        }
+        if wal.dir.as_os_str().is_empty() {
+            return Err(err("wal.dir", "must not be empty"));
+        }
+        if wal.segment_bytes < 4096 {
+            return Err(err("wal.segment_bytes", "must be at least 4096"));
+        }
+        if wal.segment_bytes > wal.max_bytes / 2 {
+            return Err(err(
+                "wal.segment_bytes",
+                format!(
+                    "must be at most half of wal.max_bytes ({}), so that a checkpoint can free room",
+                    wal.max_bytes
+                ),
+            ));
+        }
+        if wal.checkpoint_interval_ms == 0 {
+            return Err(err("wal.checkpoint_interval_ms", "must be at least 1"));
         }
         Ok(())
     }

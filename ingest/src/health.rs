@@ -15,6 +15,8 @@ struct Inner {
     sink_healthy: AtomicBool,
     sink_problem: Mutex<Option<String>>,
     broker_problem: Mutex<Option<String>>,
+    /// Set while the write-ahead log holds the service back.
+    wal_problem: Mutex<Option<String>>,
 }
 
 /// Why the service is not ready, if it is not.
@@ -41,6 +43,13 @@ impl Health {
     pub fn set_sink(&self, healthy: bool, problem: Option<String>) {
         self.inner.sink_healthy.store(healthy, Ordering::Relaxed);
         if let Ok(mut p) = self.inner.sink_problem.lock() {
+            *p = problem;
+        }
+    }
+
+    /// Records why the write-ahead log holds the service back (`None`: it does not).
+    pub fn set_wal(&self, problem: Option<String>) {
+        if let Ok(mut p) = self.inner.wal_problem.lock() {
             *p = problem;
         }
     }
@@ -77,6 +86,9 @@ impl Health {
                 why.map(|w| format!(": {w}")).unwrap_or_default()
             ));
         }
+        if let Some(why) = self.inner.wal_problem.lock().ok().and_then(|p| p.clone()) {
+            problems.push(why);
+        }
         Readiness {
             ready: problems.is_empty(),
             problems,
@@ -98,6 +110,10 @@ mod tests {
         assert!(!r.ready);
         assert_eq!(r.problems, ["sink not healthy: InfluxDB answered 503"]);
         h.set_sink(true, None);
+        assert!(h.readiness().ready);
+        h.set_wal(Some("write-ahead log full".into()));
+        assert_eq!(h.readiness().problems, ["write-ahead log full"]);
+        h.set_wal(None);
         assert!(h.readiness().ready);
     }
 }

@@ -14,6 +14,8 @@
 //! - [`mqtt`]: the MQTT source, its options and the dead-letter publisher.
 //! - [`broker`]: the embedded MQTT broker of the default setup.
 //! - [`sink`]: batching, writing to InfluxDB or files, retries, refused lines.
+//! - [`wal`]: the write-ahead log: durability before acknowledgement,
+//!   checkpoints after the database, replay after a crash.
 
 pub mod app;
 pub mod broker;
@@ -28,3 +30,4 @@ pub mod metrics;
 pub mod mqtt;
 pub mod process;
 pub mod sink;
+pub mod wal;

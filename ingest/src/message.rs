@@ -3,6 +3,9 @@
 use bytes::Bytes;
 use schemas::Timestamp;
 
+use crate::mqtt::Acks;
+use crate::wal::Checkpoint;
+
 /// An MQTT message as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -14,8 +17,30 @@ pub struct Message {
     pub received_at: Timestamp,
 }
 
-/// Messages moved together from the source to the processor.
-pub type MessageBatch = Vec<Message>;
+/// Messages moved together from the source to the processor (through the
+/// write-ahead log when it is on).
+#[derive(Debug, Default)]
+pub struct MessageBatch {
+    /// The messages, in receive order.
+    pub messages: Vec<Message>,
+    /// The acknowledgements the broker is owed for them, sent once they are
+    /// durable (empty when acknowledged already, or replayed).
+    pub acks: Acks,
+    /// The log position after the last message: a checkpoint taken after
+    /// processing this batch replays from here. `None` without a log.
+    pub end: Option<u64>,
+}
+
+impl MessageBatch {
+    /// A batch of messages owing nothing, outside the log.
+    pub fn new(messages: Vec<Message>) -> Self {
+        Self {
+            messages,
+            acks: Acks::default(),
+            end: None,
+        }
+    }
+}
 
 /// Encoded line protocol moved from the processor to the sink: whole lines,
 /// each ending in `\n`.
@@ -27,6 +52,9 @@ pub struct LineBatch {
     pub raw: usize,
     /// Lines of windows and rollups in `buf`.
     pub windows: usize,
+    /// A checkpoint to write once these lines, and all before them, are in
+    /// the database.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 impl LineBatch {
@@ -38,6 +66,11 @@ impl LineBatch {
     /// Whether it holds no line.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
+    }
+
+    /// Whether it holds neither a line nor a checkpoint.
+    pub fn is_void(&self) -> bool {
+        self.buf.is_empty() && self.checkpoint.is_none()
     }
 }
 

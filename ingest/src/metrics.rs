@@ -107,6 +107,26 @@ pub struct Metrics {
     pub mqtt_connected: Gauge,
     /// 1 while the sink's last write succeeded.
     pub sink_healthy: Gauge,
+    /// Bytes of the write-ahead log on disk.
+    pub wal_bytes: Gauge,
+    /// Segment files of the write-ahead log.
+    pub wal_segments: Gauge,
+    /// Records in the log not yet covered by a checkpoint.
+    pub wal_pending_records: Gauge,
+    /// 1 while the log is at its byte limit: the service stops reading.
+    pub wal_full: Gauge,
+    /// Records appended to the log.
+    pub wal_appended: Counter,
+    /// Duration of a group commit (write and fdatasync), in seconds.
+    pub wal_commit_seconds: Histogram,
+    /// Records per group commit.
+    pub wal_commit_records: Histogram,
+    /// Records replayed from the log at start.
+    pub wal_replayed: Counter,
+    /// Checkpoints written.
+    pub wal_checkpoints: Counter,
+    /// Torn or corrupt tails cut off at start.
+    pub wal_truncations: Counter,
 }
 
 impl Metrics {
@@ -135,6 +155,16 @@ impl Metrics {
             mqtt_disconnects: Family::default(),
             mqtt_connected: Gauge::default(),
             sink_healthy: Gauge::default(),
+            wal_bytes: Gauge::default(),
+            wal_segments: Gauge::default(),
+            wal_pending_records: Gauge::default(),
+            wal_full: Gauge::default(),
+            wal_appended: Counter::default(),
+            wal_commit_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            wal_commit_records: sizes(),
+            wal_replayed: Counter::default(),
+            wal_checkpoints: Counter::default(),
+            wal_truncations: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("ingest");
         r.register(
@@ -236,6 +266,56 @@ impl Metrics {
             "sink_healthy",
             "1 while the sink's last write succeeded",
             m.sink_healthy.clone(),
+        );
+        r.register(
+            "wal_bytes",
+            "Bytes of the write-ahead log on disk",
+            m.wal_bytes.clone(),
+        );
+        r.register(
+            "wal_segments",
+            "Segment files of the write-ahead log",
+            m.wal_segments.clone(),
+        );
+        r.register(
+            "wal_pending_records",
+            "Log records not yet covered by a checkpoint (not yet all in the database)",
+            m.wal_pending_records.clone(),
+        );
+        r.register(
+            "wal_full",
+            "1 while the write-ahead log is at its byte limit and the service stops reading",
+            m.wal_full.clone(),
+        );
+        r.register(
+            "wal_appended",
+            "Records appended to the write-ahead log",
+            m.wal_appended.clone(),
+        );
+        r.register(
+            "wal_commit_seconds",
+            "Duration of a group commit (write and fdatasync)",
+            m.wal_commit_seconds.clone(),
+        );
+        r.register(
+            "wal_commit_records",
+            "Records per group commit",
+            m.wal_commit_records.clone(),
+        );
+        r.register(
+            "wal_replayed",
+            "Records replayed from the write-ahead log at start",
+            m.wal_replayed.clone(),
+        );
+        r.register(
+            "wal_checkpoints",
+            "Checkpoints written to the write-ahead log",
+            m.wal_checkpoints.clone(),
+        );
+        r.register(
+            "wal_truncations",
+            "Torn or corrupt log tails cut off at start",
+            m.wal_truncations.clone(),
         );
         // Series that dashboards expect to exist before the first event.
         for reason in Reason::ALL {

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::live::{LiveState, SharedLive};
 use crate::message::{DeadLetter, LineBatch, Message, MessageBatch};
 use crate::metrics::Metrics;
+use crate::wal::Checkpoint;
 
 /// Decodes messages, aggregates readings and encodes lines.
 #[derive(Debug)]
@@ -41,6 +42,35 @@ impl Processor {
             stats: WindowStats::default(),
             observer: None,
         })
+    }
+
+    /// Takes up the window state saved in a checkpoint. On an error (an
+    /// image from another version or window configuration) the windows
+    /// stay empty, and the caller says so.
+    pub fn restore_windows(&mut self, image: &[u8]) -> Result<(), WindowRestoreError> {
+        let Some(w) = self.windows.as_mut() else {
+            return Ok(());
+        };
+        if image.is_empty() {
+            return Err(WindowRestoreError(
+                "the checkpoint holds no window state".to_owned(),
+            ));
+        }
+        *w = Windows::restore(w.config().clone(), image)
+            .map_err(|e| WindowRestoreError(e.to_string()))?;
+        self.stats = w.stats();
+        self.publish_window_stats();
+        Ok(())
+    }
+
+    /// A checkpoint at log position `next`: the window state now, which is
+    /// after every message before `next`.
+    pub fn checkpoint(&self, next: u64) -> Checkpoint {
+        let mut windows = Vec::new();
+        if let Some(w) = self.windows.as_ref() {
+            w.snapshot(&mut windows);
+        }
+        Checkpoint { next, windows }
     }
 
     /// Also records every decoded reading and every rejection in `live`
@@ -177,43 +207,98 @@ impl Processor {
     }
 }
 
+/// Why saved window state was not taken up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WindowRestoreError(String);
+
+/// When the processor makes checkpoints: after the messages of the log
+/// position it has reached, at most every `every`.
+#[derive(Debug, Clone, Copy)]
+struct Checkpoints {
+    every: Duration,
+    /// The log position after the last message processed.
+    position: Option<u64>,
+    /// The position of the last checkpoint made.
+    made: Option<u64>,
+    last: tokio::time::Instant,
+}
+
+impl Checkpoints {
+    fn due(&self) -> Option<u64> {
+        let position = self.position?;
+        (self.made != Some(position) && self.last.elapsed() >= self.every).then_some(position)
+    }
+}
+
 /// The wall clock as a timestamp.
 pub fn now() -> Timestamp {
     Timestamp::from_datetime(chrono::Utc::now()).unwrap_or_default()
 }
 
+/// How the processor loop is paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// With no input, event time moves with the wall clock after this long
+    /// (zero: never).
+    pub idle_advance: Duration,
+    /// With a write-ahead log: how often to make a checkpoint.
+    pub checkpoint_every: Option<Duration>,
+}
+
 /// Runs the processor until its input closes, then flushes the windows and
-/// closes its output, so the sink drains in turn.
+/// closes its output, so the sink drains in turn. With a write-ahead log,
+/// a checkpoint follows the lines of the messages it covers.
 pub async fn run(
     mut processor: Processor,
     mut input: mpsc::Receiver<MessageBatch>,
     output: mpsc::Sender<LineBatch>,
     dead_letters: mpsc::Sender<DeadLetter>,
-    idle_advance: Duration,
+    pace: Pace,
     shutdown: CancellationToken,
 ) {
     const TICK: Duration = Duration::from_secs(1);
-    let mut tick = tokio::time::interval(TICK);
+    let idle_advance = pace.idle_advance;
+    let mut tick = tokio::time::interval(pace.checkpoint_every.unwrap_or(TICK).min(TICK));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut idle = Duration::ZERO;
+    // Event time last moved (by input or by the idle clock).
+    let mut last_input = tokio::time::Instant::now();
+    let mut last_moved = last_input;
     let mut dead = Vec::new();
     let depth = processor.metrics.queue("processor");
+    let mut checkpoints = pace.checkpoint_every.map(|every| Checkpoints {
+        every,
+        position: None,
+        made: None,
+        last: tokio::time::Instant::now(),
+    });
     loop {
         let mut out = LineBatch::default();
         tokio::select! {
             batch = input.recv() => {
                 let Some(batch) = batch else { break };
-                idle = Duration::ZERO;
-                for m in &batch {
+                last_input = tokio::time::Instant::now();
+                last_moved = last_input;
+                for m in &batch.messages {
                     processor.message(m, &mut out, &mut dead);
                 }
                 processor.drain_windows(&mut out);
+                if let (Some(c), Some(end)) = (checkpoints.as_mut(), batch.end) {
+                    c.position = Some(end);
+                }
             }
             _ = tick.tick() => {
-                idle += TICK;
-                if idle >= idle_advance && !idle_advance.is_zero() {
-                    processor.advance_idle(TICK, &mut out);
+                if !idle_advance.is_zero() && last_input.elapsed() >= idle_advance {
+                    processor.advance_idle(last_moved.elapsed(), &mut out);
+                    last_moved = tokio::time::Instant::now();
                 }
+            }
+        }
+        if let Some(c) = checkpoints.as_mut() {
+            if let Some(next) = c.due() {
+                out.checkpoint = Some(processor.checkpoint(next));
+                c.made = Some(next);
+                c.last = tokio::time::Instant::now();
             }
         }
         depth.set(i64::try_from(input.len()).unwrap_or(i64::MAX));
@@ -222,7 +307,7 @@ pub async fn run(
                 processor.metrics.dead_letter("failed").inc();
             }
         }
-        if !out.is_empty() && output.send(out).await.is_err() {
+        if !out.is_void() && output.send(out).await.is_err() {
             tracing::error!("the sink stopped before the processor; lines are not written");
             shutdown.cancel();
             return;
@@ -230,11 +315,14 @@ pub async fn run(
     }
     let mut out = LineBatch::default();
     processor.flush_windows(&mut out);
+    if let Some(next) = checkpoints.and_then(|c| c.position) {
+        out.checkpoint = Some(processor.checkpoint(next));
+    }
     tracing::info!(
         window_points = out.windows,
         "processor drained; windows flushed"
     );
-    if !out.is_empty() && output.send(out).await.is_err() {
+    if !out.is_void() && output.send(out).await.is_err() {
         tracing::error!("the sink stopped before the final windows were handed over");
     }
 }

@@ -23,6 +23,7 @@ fn demo_config(data: &std::path::Path) -> Config {
         ("INGEST__MQTT__PORT", broker.to_string()),
         ("INGEST__HTTP__LISTEN", format!("127.0.0.1:{http}")),
         ("INGEST__SINK__FILE__DIR", data.display().to_string()),
+        ("INGEST__WAL__DIR", data.join("wal").display().to_string()),
     ]
     .map(|(k, v)| (k.to_owned(), v));
     Config::load_from(None, env).expect("valid configuration")

@@ -20,6 +20,8 @@ struct Args {
     count: u64,
     qos: u8,
     connections: u32,
+    /// The write-ahead log (durability before acknowledgement).
+    wal: bool,
     ingest: PathBuf,
     simulate: PathBuf,
 }
@@ -29,6 +31,7 @@ fn args() -> anyhow::Result<Args> {
         count: 1_000_000,
         qos: 1,
         connections: 8,
+        wal: true,
         ingest: PathBuf::from("target/release/ingest"),
         simulate: PathBuf::from("target/release/simulate"),
     };
@@ -39,6 +42,13 @@ fn args() -> anyhow::Result<Args> {
             "--count" => a.count = value.parse()?,
             "--qos" => a.qos = value.parse()?,
             "--connections" => a.connections = value.parse()?,
+            "--wal" => {
+                a.wal = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => bail!("--wal takes on or off"),
+                }
+            }
             "--ingest" => a.ingest = value.into(),
             "--simulate" => a.simulate = value.into(),
             _ => bail!("unknown flag {flag}"),
@@ -94,9 +104,10 @@ async fn main() -> anyhow::Result<()> {
             "[broker]\nenabled = false\n[mqtt]\nport = {}\nclient_id = \"bench-ingest\"\n\
              [sink]\nkind = \"influxdb_v2\"\n[sink.influxdb]\nurl = \"{}\"\ntoken = \"bench\"\n\
              [windows]\nmax_open_windows = 400000\n[http]\nlisten = \"127.0.0.1:{http}\"\n\
-             [log]\nlevel = \"warn,rumqttd=off\"\n",
+             [wal]\nenabled = {}\n[log]\nlevel = \"warn,rumqttd=off\"\n",
             broker.port(),
-            vm.base_url()
+            vm.base_url(),
+            a.wal
         ),
     )?;
     let mut service = Command::new(&a.ingest)
@@ -179,6 +190,10 @@ async fn main() -> anyhow::Result<()> {
     let cpu = cpu1 - cpu0;
     println!("messages:              {}", a.count);
     println!("qos / connections:     {} / {}", a.qos, a.connections);
+    println!(
+        "write-ahead log:       {}",
+        if a.wal { "on (ack after fsync)" } else { "off" }
+    );
     println!("published in:          {:.2} s", published.as_secs_f64());
     println!("all written in:        {:.2} s", elapsed.as_secs_f64());
     println!(

@@ -111,6 +111,9 @@ fn config_file(dir: &Path, port: u16) -> anyhow::Result<String> {
     // The trailing slash is required: mosquitto appends the file name to it.
     let _ = writeln!(config, "persistence_location {}/", dir.display());
     let _ = writeln!(config, "max_queued_messages 1000000");
+    // QoS 1 messages in flight to one subscriber: the service acknowledges
+    // after a group commit, so the default of 20 would throttle it.
+    let _ = writeln!(config, "max_inflight_messages 1000");
     let _ = writeln!(config, "log_dest stderr");
     let _ = writeln!(config, "log_timestamp_format %H:%M:%S");
     // Started as root, mosquitto switches to the `mosquitto` user, which cannot

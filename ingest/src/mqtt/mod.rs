@@ -21,4 +21,4 @@ pub mod tls;
 
 pub use dead_letter::DeadLetterPublisher;
 pub use options::{OptionsError, Role};
-pub use source::Source;
+pub use source::{Acks, Source};

@@ -3,8 +3,10 @@
 //! batches and acknowledge them.
 //!
 //! Flow control: publications are held until the pipeline channel takes
-//! them, and acknowledged only then, so with QoS 1 the broker's in-flight
-//! window bounds what the service holds and the broker keeps the backlog.
+//! them, and acknowledged only then — or, with the write-ahead log, only
+//! once the log reports them durable ([`Source::with_durable_acks`]) — so
+//! with QoS 1 the broker's in-flight window bounds what the service holds
+//! and the broker keeps the backlog.
 //! The event loop keeps being polled while the channel is full (pings go
 //! out) until `source_batch + inflight` messages are held; past that the
 //! task waits on the channel alone.
@@ -35,6 +37,7 @@ pub struct Source {
     conn: Connection,
     state: State,
     tx: mpsc::Sender<MessageBatch>,
+    durable: Option<mpsc::UnboundedReceiver<Acks>>,
 }
 
 /// An acknowledgement owed to the broker, tagged with the connection the
@@ -43,6 +46,24 @@ pub struct Source {
 struct PendingAck {
     epoch: u64,
     id: AckId,
+}
+
+/// The acknowledgements owed for a batch of messages, in receive order.
+/// Opaque outside the source: the write-ahead log hands them back once the
+/// messages are durable.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Acks(Vec<PendingAck>);
+
+impl Acks {
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is owed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -65,6 +86,8 @@ struct State {
     held: VecDeque<(Message, Option<PendingAck>)>,
     /// Acknowledgements due on the current connection that found the request channel full.
     unsent_acks: VecDeque<AckId>,
+    /// Acknowledgements travel with the batch and come back once durable.
+    deferred: bool,
 }
 
 impl Source {
@@ -84,6 +107,7 @@ impl Source {
         Ok(Self {
             conn,
             tx,
+            durable: None,
             state: State {
                 client,
                 broker: format!("{}:{}", mqtt.host, mqtt.port),
@@ -99,19 +123,31 @@ impl Source {
                 need_subscribe: false,
                 held: VecDeque::new(),
                 unsent_acks: VecDeque::new(),
+                deferred: false,
             },
         })
     }
 
+    /// Acknowledges a message only once the write-ahead log hands its
+    /// [`Acks`] back on `durable` (they travel in [`MessageBatch::acks`]),
+    /// rather than when the pipeline takes it.
+    #[must_use]
+    pub fn with_durable_acks(mut self, durable: mpsc::UnboundedReceiver<Acks>) -> Self {
+        self.durable = Some(durable);
+        self
+    }
+
     /// Runs until `cancel` fires: then stops reading, hands over what it
-    /// holds, drops the channel's sender (the next stage drains) and
-    /// disconnects cleanly.
+    /// holds, drops the channel's sender (the next stage drains), sends the
+    /// acknowledgements that become due meanwhile and disconnects cleanly.
     pub async fn run(self, cancel: CancellationToken) {
         let Source {
             conn,
             mut state,
             tx,
+            mut durable,
         } = self;
+        state.deferred = durable.is_some();
         let queue = state.metrics.queue(QUEUE_STAGE);
         let mut next = Box::pin(step(conn, None));
         loop {
@@ -123,6 +159,7 @@ impl Source {
                     Ok(permit) => state.hand_over(permit),
                     Err(_) => break receiver_gone(),
                 },
+                Some(acks) = recv(&mut durable) => state.acknowledge(acks.0),
                 (conn, result) = &mut next, if n < state.hold_limit => {
                     let delay = state.on_poll(result);
                     next.set(step(conn, delay));
@@ -145,6 +182,25 @@ impl Source {
         }
         queue.set((tx.max_capacity() - tx.capacity()) as i64);
         drop(tx);
+        // What the log makes durable now is acknowledged with the disconnect;
+        // the rest the broker redelivers.
+        if let Some(mut durable) = durable {
+            let drained = tokio::time::timeout(DISCONNECT_TIMEOUT, async {
+                while let Some(acks) = durable.recv().await {
+                    let stale = owed_now(acks.0, state.epoch, &mut state.unsent_acks);
+                    if stale > 0 {
+                        tracing::debug!(
+                            stale,
+                            "not acknowledging publications of a lost connection"
+                        );
+                    }
+                }
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!("the write-ahead log did not finish in time; the broker redelivers what was not acknowledged");
+            }
+        }
 
         if state.connected {
             let done = tokio::time::timeout(DISCONNECT_TIMEOUT, state.disconnect(next)).await;
@@ -159,6 +215,14 @@ impl Source {
 }
 
 type Polled = (Connection, Result<Event, ConnError>);
+
+/// The next acknowledgements made durable; never ready without a log.
+async fn recv(durable: &mut Option<mpsc::UnboundedReceiver<Acks>>) -> Option<Acks> {
+    match durable {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// The pipeline stopped first: what is held stays unacknowledged, and the
 /// broker redelivers it.
@@ -314,22 +378,29 @@ impl State {
     }
 
     /// Moves up to one batch of held messages into the pipeline channel and
-    /// acknowledges them.
+    /// acknowledges them, or sends their acknowledgements along to come
+    /// back once durable.
     fn hand_over(&mut self, permit: mpsc::Permit<'_, MessageBatch>) {
         let n = self.held.len().min(self.batch_size);
-        let mut batch = Vec::with_capacity(n);
+        let mut messages = Vec::with_capacity(n);
         let mut acks = Vec::with_capacity(n);
         for (message, ack) in self.held.drain(..n) {
-            batch.push(message);
+            messages.push(message);
             acks.extend(ack);
         }
-        permit.send(batch);
-        self.acknowledge(acks);
+        let mut batch = MessageBatch::new(messages);
+        if self.deferred {
+            batch.acks = Acks(acks);
+            permit.send(batch);
+        } else {
+            permit.send(batch);
+            self.acknowledge(acks);
+        }
     }
 
     /// The one point where the broker is told that messages are the
-    /// service's: today once they are in the pipeline channel; with a
-    /// write-ahead log, once they are durable in it. Acknowledgements owed
+    /// service's: once they are in the pipeline channel, or with the
+    /// write-ahead log once they are durable in it. Acknowledgements owed
     /// to an earlier connection are dropped.
     fn acknowledge(&mut self, acks: Vec<PendingAck>) {
         let stale = owed_now(acks, self.epoch, &mut self.unsent_acks);

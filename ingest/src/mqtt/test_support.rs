@@ -105,6 +105,7 @@ impl Running {
                     self.passed.push(m);
                 }
                 let batch = self.rx.recv().await.expect("the source stopped early");
+                let batch = batch.messages;
                 assert!(
                     !batch.is_empty() && batch.len() <= 16,
                     "batch of {}",

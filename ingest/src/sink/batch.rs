@@ -9,6 +9,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::config::BatchConfig;
 use crate::message::LineBatch;
+use crate::wal::Checkpoint;
 
 /// Lines waiting to be written.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ struct Segment {
     left: usize,
     raw: usize,
     windows: usize,
+    /// Its checkpoint, handed on once the batch is written whole.
+    checkpoint: Option<Checkpoint>,
 }
 
 /// Lines of each kind whose incoming batch has been taken whole.
@@ -50,6 +53,9 @@ pub struct Chunk {
     pub starts: Vec<usize>,
     /// Kinds of the lines of the incoming batches this chunk completed.
     pub completed: Kinds,
+    /// The latest checkpoint of the incoming batches this chunk completed:
+    /// once the chunk is written, everything before it is too.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 impl Chunk {
@@ -80,9 +86,20 @@ impl Pending {
     }
 
     /// Appends an incoming batch. A batch without a final newline gets one.
-    pub fn push(&mut self, batch: LineBatch) {
+    /// A batch of no line but a checkpoint, pushed while lines wait, waits
+    /// with them; pushed on an empty buffer, it is given back, as everything
+    /// before it is written.
+    pub fn push(&mut self, batch: LineBatch) -> Option<Checkpoint> {
         if batch.is_empty() {
-            return;
+            if self.buf.is_empty() {
+                return batch.checkpoint;
+            }
+            if let Some(last) = self.segments.back_mut() {
+                if batch.checkpoint.is_some() {
+                    last.checkpoint = batch.checkpoint;
+                }
+            }
+            return None;
         }
         if self.oldest.is_none() {
             self.oldest = Some(Instant::now());
@@ -101,7 +118,9 @@ impl Pending {
             left: lines,
             raw: batch.raw,
             windows: batch.windows,
+            checkpoint: batch.checkpoint,
         });
+        None
     }
 
     /// Whether no line waits.
@@ -154,7 +173,7 @@ impl Pending {
         let taken = starts.len() - 1;
         let body = Bytes::from(self.buf.drain(..end).collect::<Vec<u8>>());
         self.lines -= taken;
-        let completed = self.consume(taken);
+        let (completed, checkpoint) = self.consume(taken);
         if self.buf.is_empty() {
             self.oldest = None;
         }
@@ -162,25 +181,28 @@ impl Pending {
             body,
             starts,
             completed,
+            checkpoint,
         })
     }
 
-    fn consume(&mut self, mut taken: usize) -> Kinds {
+    fn consume(&mut self, mut taken: usize) -> (Kinds, Option<Checkpoint>) {
         let mut kinds = Kinds::default();
-        while taken > 0 {
-            let Some(front) = self.segments.front_mut() else {
-                break;
-            };
+        let mut checkpoint = None;
+        while let Some(front) = self.segments.front_mut() {
             let n = front.left.min(taken);
             front.left -= n;
             taken -= n;
-            if front.left == 0 {
-                kinds.raw += front.raw;
-                kinds.windows += front.windows;
-                self.segments.pop_front();
+            if front.left > 0 {
+                break;
             }
+            kinds.raw += front.raw;
+            kinds.windows += front.windows;
+            if let Some(c) = front.checkpoint.take() {
+                checkpoint = Some(c);
+            }
+            self.segments.pop_front();
         }
-        kinds
+        (kinds, checkpoint)
     }
 }
 
@@ -213,6 +235,7 @@ mod tests {
             buf,
             raw,
             windows: lines.len() - raw,
+            checkpoint: None,
         }
     }
 
@@ -264,10 +287,54 @@ mod tests {
             buf: b"a x=1 1\na x=2 2".to_vec(),
             raw: 2,
             windows: 0,
+            checkpoint: None,
         });
         p.push(batch(&["a x=3 3"], 1));
         assert_eq!(p.lines(), 3);
         assert_eq!(p.take().expect("chunk").body, "a x=1 1\na x=2 2\na x=3 3\n");
+    }
+
+    fn at(next: u64) -> Checkpoint {
+        Checkpoint {
+            next,
+            windows: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_comes_out_with_the_chunk_that_completes_its_batch() {
+        let mut p = Pending::new(&cfg(2, 1 << 20));
+        let mut first = batch(&["a x=1 1", "a x=2 2", "a x=3 3"], 3);
+        first.checkpoint = Some(at(3));
+        assert_eq!(p.push(first), None);
+        let mut second = batch(&["a x=4 4"], 1);
+        second.checkpoint = Some(at(4));
+        assert_eq!(p.push(second), None);
+        // A checkpoint without lines rides on the last waiting batch.
+        let empty = LineBatch {
+            checkpoint: Some(at(5)),
+            ..LineBatch::default()
+        };
+        assert_eq!(p.push(empty), None);
+        let c = p.take().expect("first chunk");
+        assert_eq!(c.lines(), 2);
+        assert_eq!(
+            c.checkpoint, None,
+            "the first batch is not written whole yet"
+        );
+        let c = p.take().expect("second chunk");
+        assert_eq!(
+            c.checkpoint,
+            Some(at(5)),
+            "the latest checkpoint of what it completed"
+        );
+        assert!(p.is_empty());
+        // On an empty buffer, a lone checkpoint is due at once.
+        let empty = LineBatch {
+            checkpoint: Some(at(6)),
+            ..LineBatch::default()
+        };
+        assert_eq!(p.push(empty), Some(at(6)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,7 +5,8 @@
 //! `keep_files` are kept.
 //!
 //! A batch counts as written once flushed to the operating system; files
-//! are synced on rotation and at shutdown. After a failed write the file is
+//! are synced on rotation, before a write-ahead log checkpoint depends on
+//! them, and at shutdown. After a failed write the file is
 //! cut back to its last flushed length, so that no partial line remains and
 //! the retry appends the whole batch again.
 
@@ -80,6 +81,23 @@ impl FileWriter {
                 Outcome::Retry(Failure::new("io", e.to_string()))
             }
         }
+    }
+
+    /// Flushes and syncs the current file, so that what it holds survives a
+    /// crash (before a write-ahead log checkpoint depends on it).
+    pub async fn sync(&mut self) -> Result<(), SinkError> {
+        if let Some(c) = self.current.as_mut() {
+            let synced = async {
+                c.out.flush().await?;
+                c.out.get_ref().sync_data().await
+            }
+            .await;
+            synced.map_err(|source| SinkError::Io {
+                path: c.path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// Flushes and syncs the current file (at shutdown).

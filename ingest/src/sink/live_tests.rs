@@ -96,6 +96,7 @@ pub(super) fn spawn(cfg: SinkConfig, token: Option<String>) -> Running {
         token,
         rx,
         letters_tx,
+        None,
         metrics.clone(),
         Health::default(),
     ));
@@ -138,6 +139,7 @@ pub(super) fn batch(lines: &[String]) -> LineBatch {
             .collect(),
         raw: lines.len(),
         windows: 0,
+        checkpoint: None,
     }
 }
 

@@ -43,6 +43,7 @@ use crate::config::{BatchConfig, RetryConfig, SinkConfig, SinkKind};
 use crate::health::Health;
 use crate::message::{DeadLetter, LineBatch};
 use crate::metrics::{Metrics, PointKind};
+use crate::wal::Checkpoint;
 use batch::{Chunk, Pending};
 use file::FileWriter;
 use http::HttpWriter;
@@ -118,6 +119,8 @@ impl Failure {
 /// Runs the sink until `rx` closes, then writes what is left and returns.
 ///
 /// `token` is the InfluxDB API token ([`crate::config::Config::influx_token`]).
+/// The checkpoints that arrive with the lines go to `checkpoints` once
+/// every line before them is written (files synced first).
 /// The future returns only once every line is written or dead-lettered: while
 /// the database stays down at shutdown it keeps retrying, so bound the
 /// shutdown from outside if needed.
@@ -126,6 +129,7 @@ pub async fn run(
     token: Option<String>,
     rx: mpsc::Receiver<LineBatch>,
     dead_letters: mpsc::Sender<DeadLetter>,
+    checkpoints: Option<mpsc::UnboundedSender<Checkpoint>>,
     metrics: Metrics,
     health: Health,
 ) -> anyhow::Result<()> {
@@ -139,7 +143,8 @@ pub async fn run(
             Target::Http(HttpWriter::new(&cfg, token).context("the InfluxDB sink cannot start")?)
         }
     };
-    let stage = Stage::new(target, &cfg.retry, rx, dead_letters, metrics, health);
+    let mut stage = Stage::new(target, &cfg.retry, rx, dead_letters, metrics, health);
+    stage.checkpoints = checkpoints;
     stage.run(&cfg.batch).await.context("the sink cannot close")
 }
 
@@ -159,6 +164,16 @@ impl Target {
             Target::File(w) => w.write(&body).await,
             #[cfg(test)]
             Target::Script(s) => s.write(body).await,
+        }
+    }
+
+    /// Makes what was written durable before a checkpoint depends on it.
+    async fn sync(&mut self) -> Result<(), SinkError> {
+        match self {
+            Target::File(w) => w.sync().await,
+            Target::Http(_) => Ok(()),
+            #[cfg(test)]
+            Target::Script(_) => Ok(()),
         }
     }
 
@@ -195,6 +210,8 @@ struct Stage {
     rx: mpsc::Receiver<LineBatch>,
     /// Refused lines not yet taken off the written counts.
     refused_uncounted: usize,
+    /// Where checkpoints go once what precedes them is written.
+    checkpoints: Option<mpsc::UnboundedSender<Checkpoint>>,
 }
 
 impl Stage {
@@ -217,6 +234,7 @@ impl Stage {
             health,
             rx,
             refused_uncounted: 0,
+            checkpoints: None,
         }
     }
 
@@ -237,7 +255,9 @@ impl Stage {
                     () = sleep_until(deadline), if deadline.is_some() => {}
                     msg = self.rx.recv() => {
                         if let Some(batch) = msg {
-                            pending.push(batch);
+                            if let Some(cp) = pending.push(batch) {
+                                self.hand_back(cp).await;
+                            }
                             self.update_queue();
                         } else {
                             open = false;
@@ -247,14 +267,35 @@ impl Stage {
                     }
                 }
             }
-            if let Some(chunk) = pending.take() {
+            if let Some(mut chunk) = pending.take() {
+                let checkpoint = chunk.checkpoint.take();
                 self.deliver(chunk).await;
+                if let Some(cp) = checkpoint {
+                    self.hand_back(cp).await;
+                }
             }
             self.update_queue();
         }
         self.target.close().await?;
         tracing::info!(sink = %self.name, "sink stopped");
         Ok(())
+    }
+
+    /// Hands a checkpoint back to the log: every line before it is written
+    /// (and synced, for files). A failed sync keeps the checkpoint back; a
+    /// later one covers the same lines.
+    async fn hand_back(&mut self, cp: Checkpoint) {
+        let Some(tx) = &self.checkpoints else {
+            return;
+        };
+        if let Err(e) = self.target.sync().await {
+            tracing::error!(sink = %self.name, error = %e, "cannot sync written lines; the checkpoint waits");
+            return;
+        }
+        if tx.send(cp).is_err() {
+            tracing::debug!("the write-ahead log stopped before the sink");
+            self.checkpoints = None;
+        }
     }
 
     /// Writes a chunk, retrying until every line is written or refused.

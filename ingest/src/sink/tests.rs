@@ -108,6 +108,7 @@ fn lines(prefix: &str, n: usize) -> LineBatch {
         buf,
         raw: n,
         windows: 0,
+        checkpoint: None,
     }
 }
 
@@ -348,4 +349,67 @@ async fn a_failing_database_stops_the_reading() {
     assert!(!h.health.sink_healthy());
     assert_eq!(h.metrics.queue("sink").get(), 2, "the channel is full");
     h.task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_checkpoint_comes_back_only_once_its_lines_are_written() {
+    let (tx, rx) = mpsc::channel(8);
+    let (writes_tx, mut writes) = mpsc::channel(1024);
+    let (letters_tx, _letters) = mpsc::channel(1024);
+    let (cp_tx, mut checkpoints) = mpsc::unbounded_channel();
+    let metrics = Metrics::new(&mut Registry::default());
+    let target = Target::Script(Script {
+        answers: vec![retry("status_5xx"), retry("connection")].into(),
+        bad: None,
+        writes: writes_tx,
+    });
+    let retry_cfg = RetryConfig {
+        initial_ms: 100,
+        max_ms: 5000,
+    };
+    let mut stage = Stage::new(
+        target,
+        &retry_cfg,
+        rx,
+        letters_tx,
+        metrics,
+        Health::default(),
+    );
+    stage.checkpoints = Some(cp_tx);
+    let batch = batch_cfg(3, 1 << 20, 60_000);
+    let task = tokio::spawn(async move { stage.run(&batch).await });
+
+    let mut first = lines("a", 2);
+    first.checkpoint = Some(Checkpoint {
+        next: 10,
+        windows: b"after 10".to_vec(),
+    });
+    tx.send(first).await.expect("sent");
+    let mut second = lines("b", 2);
+    second.checkpoint = Some(Checkpoint {
+        next: 20,
+        windows: b"after 20".to_vec(),
+    });
+    tx.send(second).await.expect("sent");
+
+    // Two failed attempts at the first chunk: no checkpoint yet.
+    for _ in 0..2 {
+        let (_, _, outcome) = writes.recv().await.expect("a write");
+        assert!(matches!(outcome, Outcome::Retry(_)));
+        assert!(checkpoints.try_recv().is_err(), "nothing is written yet");
+    }
+    let (_, body, outcome) = writes.recv().await.expect("a write");
+    assert_eq!(outcome, Outcome::Written);
+    assert_eq!(body, "a f=0 0\na f=1 1\nb f=0 0\n");
+    let cp = checkpoints
+        .recv()
+        .await
+        .expect("the first batch is written whole");
+    assert_eq!(cp.next, 10);
+    assert!(checkpoints.try_recv().is_err(), "the second batch is not");
+
+    drop(tx);
+    task.await.expect("ends").expect("succeeds");
+    let cp = checkpoints.recv().await.expect("the rest at shutdown");
+    assert_eq!((cp.next, cp.windows), (20, b"after 20".to_vec()));
 }

@@ -12,8 +12,9 @@ pub mod messages;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -89,7 +90,26 @@ pub fn config(broker: &Mosquitto) -> anyhow::Result<Config> {
     cfg.sink.retry.max_ms = 1000;
     cfg.applications
         .insert("rabat-waste".to_owned(), rabat_waste());
+    cfg.wal.dir = scratch_wal_dir();
     Ok(cfg)
+}
+
+/// Prefix of the write-ahead log folders [`config`] makes; [`Service`]
+/// removes such a folder when it stops.
+const SCRATCH_WAL: &str = "ingest-e2e-wal-";
+
+/// A fresh folder name for a service's write-ahead log, in the system's
+/// temporary folder.
+pub fn scratch_wal_dir() -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("{SCRATCH_WAL}{}-{n}", std::process::id()))
+}
+
+fn is_scratch(dir: &Path) -> bool {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(SCRATCH_WAL))
 }
 
 /// Points the sink at InfluxDB 1.x through the v1 write API.
@@ -147,6 +167,8 @@ pub struct Service {
     task: Option<JoinHandle<anyhow::Result<()>>>,
     http: SocketAddr,
     client: reqwest::Client,
+    /// A scratch log folder to remove once stopped.
+    scratch: Option<PathBuf>,
 }
 
 impl Service {
@@ -156,12 +178,14 @@ impl Service {
         let client = http_client()?;
         let shutdown = CancellationToken::new();
         let (host, port, http) = (cfg.mqtt.host.clone(), cfg.mqtt.port, cfg.http.listen);
+        let scratch = (cfg.wal.enabled && is_scratch(&cfg.wal.dir)).then(|| cfg.wal.dir.clone());
         let task = tokio::spawn(ingest::app::run(cfg, shutdown.clone()));
         let service = Self {
             shutdown,
             task: Some(task),
             http,
             client,
+            scratch,
         };
         wait_ready(&host, port).await?;
         Ok(service)
@@ -187,6 +211,9 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if let Some(dir) = self.scratch.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -391,6 +418,23 @@ impl Process {
     /// What the process wrote so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process with SIGKILL, as in a crash, and reaps it.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().context("SIGKILL")?;
+        self.child.wait().context("reaping the killed process")?;
+        Ok(())
+    }
+
+    /// Its resident memory now, in kB (from `/proc`).
+    pub fn rss_kb(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
     }
 
     /// Sends SIGTERM and waits for the exit status.
