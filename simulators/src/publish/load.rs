@@ -27,7 +27,7 @@ use schemas::Domain;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::connection::{Broker, Connection, Counters, Trace};
+use super::connection::{Broker, Closed, Connection, Counters, Trace};
 use super::report::{self, LoadReport};
 use super::{client_id, DRAIN_TIMEOUT};
 use crate::verify::Manifest;
@@ -335,11 +335,11 @@ async fn run(
     for (c, producer) in producers.into_iter().enumerate() {
         let done = producer.await.context("a producer task failed")??;
         queued += done.queued;
-        unfinished += usize::from(done.trace.is_none());
+        unfinished += usize::from(!done.closed.finished);
         let trace = if traced {
-            merge_drops(done.trace.unwrap_or_default(), &done.dropped)
+            merge_drops(done.closed.trace, &done.dropped)
         } else {
-            done.trace.unwrap_or_default()
+            done.closed.trace
         };
         // With a manifest, the drops it lists (see `merge_drops`).
         let lines = trace.written_at.len() as u64;
@@ -358,12 +358,14 @@ async fn run(
         report::end_progress_line();
     }
     let (sent, acked, errors) = counters.snapshot();
+    let resent = counters.resent.load(std::sync::atomic::Ordering::Relaxed);
     let report = LoadReport::new(
         &config,
         report::Counts {
             pool: pool.len(),
             queued,
             sent,
+            resent,
             acked,
             errors,
             unfinished,
@@ -395,8 +397,8 @@ async fn run(
 struct Produced {
     /// Messages queued for publication.
     queued: u64,
-    /// What its connection's event loop traced; `None` if it did not finish.
-    trace: Option<Trace>,
+    /// How its connection ended, and what its event loop traced.
+    closed: Closed,
     /// The messages dropped on purpose: the producer's `n`-th, and when.
     dropped: Vec<(u64, i64)>,
 }
@@ -471,7 +473,7 @@ impl Producer {
         }
         Ok(Produced {
             queued,
-            trace: connection.close(DRAIN_TIMEOUT).await,
+            closed: connection.close(DRAIN_TIMEOUT).await,
             dropped,
         })
     }

@@ -184,7 +184,7 @@ pub async fn replay(
     }
     drop(rx);
     for c in connections {
-        if c.close(DRAIN_TIMEOUT).await.is_none() {
+        if !c.close(DRAIN_TIMEOUT).await.finished {
             tracing::warn!("a connection did not finish within {DRAIN_TIMEOUT:?}");
         }
     }

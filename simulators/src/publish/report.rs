@@ -36,8 +36,11 @@ pub struct LoadReport {
     pub pool: usize,
     /// Messages handed to the MQTT clients.
     pub queued: u64,
-    /// Messages written to the broker's socket.
+    /// Messages written to the broker's socket, each counted once.
     pub sent: u64,
+    /// Messages written again after a connection loss, under the same
+    /// packet id (QoS 1): not acknowledged before the connection was lost.
+    pub resent: u64,
     /// Messages the broker acknowledged; `None` at QoS 0.
     pub acked: Option<u64>,
     /// Connection errors.
@@ -65,6 +68,7 @@ pub(super) struct Counts {
     pub pool: usize,
     pub queued: u64,
     pub sent: u64,
+    pub resent: u64,
     pub acked: u64,
     pub errors: u64,
     pub unfinished: usize,
@@ -97,6 +101,7 @@ impl LoadReport {
             pool: counts.pool,
             queued: counts.queued,
             sent: counts.sent,
+            resent: counts.resent,
             acked: at_least_once.then_some(counts.acked),
             errors: counts.errors,
             unfinished_connections: counts.unfinished,
@@ -137,13 +142,18 @@ impl LoadReport {
     /// The report for a person, one line.
     pub fn summary(&self) -> String {
         let acked = self.acked.map_or_else(|| "-".to_owned(), |a| a.to_string());
+        let resent = if self.resent == 0 {
+            String::new()
+        } else {
+            format!(" ({} resent)", self.resent)
+        };
         let dropped = if self.dropped.is_empty() {
             String::new()
         } else {
             format!(", {} dropped on purpose", self.dropped.len())
         };
         format!(
-            "sent {} acked {} errors {} in {:.2} s: {:.0} msgs/s (qos {}, {} connections){dropped}",
+            "sent {}{resent} acked {} errors {} in {:.2} s: {:.0} msgs/s (qos {}, {} connections){dropped}",
             self.sent, acked, self.errors, self.duration_s, self.rate, self.qos, self.connections
         )
     }
@@ -186,9 +196,12 @@ pub(super) fn end_progress_line() {
 }
 
 /// Calls `f` with each message of the manifest: message `k` was the
-/// `k / N`-th written on connection `k mod N` (dropped ones included, see
-/// `load::merge_drops`), and is the pool's message `k mod len`. Messages come
-/// in the order of `k`; a message never written has none.
+/// `k / N`-th first written on connection `k mod N` (dropped ones included,
+/// see `load::merge_drops`; a connection writes its messages first in the
+/// order they were queued, connection losses and retransmissions
+/// notwithstanding: see [`super::connection`]), and is the pool's message
+/// `k mod len`. Messages come in the order of `k`, each once; a message
+/// never written has none.
 pub(super) fn for_each_sent(
     pool: &[PoolMessage],
     traces: &[Trace],
