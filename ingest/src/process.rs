@@ -25,6 +25,10 @@ pub struct Processor {
     readings: Vec<Reading>,
     stats: WindowStats,
     observer: Option<SharedLive>,
+    /// Capacity for the next checkpoint's window image.
+    image_hint: usize,
+    /// Held by every checkpoint in flight.
+    alive: std::sync::Arc<()>,
 }
 
 impl Processor {
@@ -41,6 +45,8 @@ impl Processor {
             readings: Vec::with_capacity(16),
             stats: WindowStats::default(),
             observer: None,
+            image_hint: 0,
+            alive: std::sync::Arc::new(()),
         })
     }
 
@@ -65,12 +71,21 @@ impl Processor {
 
     /// A checkpoint at log position `next`: the window state now, which is
     /// after every message before `next`.
-    pub fn checkpoint(&self, next: u64) -> Checkpoint {
-        let mut windows = Vec::new();
+    pub fn checkpoint(&mut self, next: u64) -> Checkpoint {
+        // Sized like the last image: no doubling of a large buffer.
+        let mut windows = Vec::with_capacity(self.image_hint);
         if let Some(w) = self.windows.as_ref() {
             w.snapshot(&mut windows);
         }
-        Checkpoint { next, windows }
+        self.image_hint = windows.len() + windows.len() / 8;
+        let mut cp = Checkpoint::new(next, windows);
+        cp.alive = Some(std::sync::Arc::clone(&self.alive));
+        cp
+    }
+
+    /// Checkpoints made and not yet written or superseded.
+    pub fn checkpoints_in_flight(&self) -> usize {
+        std::sync::Arc::strong_count(&self.alive) - 1
     }
 
     /// Also records every decoded reading and every rejection in `live`
@@ -236,6 +251,9 @@ pub fn now() -> Timestamp {
     Timestamp::from_datetime(chrono::Utc::now()).unwrap_or_default()
 }
 
+/// Checkpoints the processor lets travel at once.
+const MAX_CHECKPOINTS_IN_FLIGHT: usize = 2;
+
 /// How the processor loop is paced.
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
@@ -295,7 +313,10 @@ pub async fn run(
             }
         }
         if let Some(c) = checkpoints.as_mut() {
-            if let Some(next) = c.due() {
+            // While the sink lags, at most two checkpoints (and their
+            // window images) are in flight; the next one waits.
+            let room = processor.checkpoints_in_flight() < MAX_CHECKPOINTS_IN_FLIGHT;
+            if let Some(next) = c.due().filter(|_| room) {
                 out.checkpoint = Some(processor.checkpoint(next));
                 c.made = Some(next);
                 c.last = tokio::time::Instant::now();

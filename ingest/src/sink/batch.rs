@@ -295,10 +295,7 @@ mod tests {
     }
 
     fn at(next: u64) -> Checkpoint {
-        Checkpoint {
-            next,
-            windows: Vec::new(),
-        }
+        Checkpoint::new(next, Vec::new())
     }
 
     #[test]

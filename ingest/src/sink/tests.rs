@@ -380,16 +380,10 @@ async fn a_checkpoint_comes_back_only_once_its_lines_are_written() {
     let task = tokio::spawn(async move { stage.run(&batch).await });
 
     let mut first = lines("a", 2);
-    first.checkpoint = Some(Checkpoint {
-        next: 10,
-        windows: b"after 10".to_vec(),
-    });
+    first.checkpoint = Some(Checkpoint::new(10, b"after 10".to_vec()));
     tx.send(first).await.expect("sent");
     let mut second = lines("b", 2);
-    second.checkpoint = Some(Checkpoint {
-        next: 20,
-        windows: b"after 20".to_vec(),
-    });
+    second.checkpoint = Some(Checkpoint::new(20, b"after 20".to_vec()));
     tx.send(second).await.expect("sent");
 
     // Two failed attempts at the first chunk: no checkpoint yet.

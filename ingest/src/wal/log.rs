@@ -95,6 +95,20 @@ pub struct Checkpoint {
     pub next: u64,
     /// The window state after processing every record before `next`.
     pub windows: Vec<u8>,
+    /// Shared by every checkpoint its maker has in flight, so that it can
+    /// count them (window images can be large).
+    pub alive: Option<std::sync::Arc<()>>,
+}
+
+impl Checkpoint {
+    /// A checkpoint at `next` with this window state.
+    pub fn new(next: u64, windows: Vec<u8>) -> Self {
+        Self {
+            next,
+            windows,
+            alive: None,
+        }
+    }
 }
 
 /// A place where recovery cut the log.
@@ -236,10 +250,7 @@ fn parse_checkpoint(data: &[u8]) -> Result<Checkpoint, String> {
             data.len()
         ));
     }
-    Ok(Checkpoint {
-        next,
-        windows: body[FIXED..].to_vec(),
-    })
+    Ok(Checkpoint::new(next, body[FIXED..].to_vec()))
 }
 
 /// Scans one segment; returns the end of its valid records (bytes) and the
@@ -501,16 +512,21 @@ impl Log {
             return Ok(0);
         }
         let tmp = self.dir.join(CHECKPOINT_TMP);
-        let mut data = Vec::with_capacity(24 + cp.windows.len() + 4);
-        data.extend_from_slice(CHECKPOINT_MAGIC);
-        data.extend_from_slice(&next.to_le_bytes());
-        data.extend_from_slice(&(cp.windows.len() as u64).to_le_bytes());
-        data.extend_from_slice(&cp.windows);
-        let crc = crc32fast::hash(&data);
-        data.extend_from_slice(&crc.to_le_bytes());
+        let mut header = Vec::with_capacity(24);
+        header.extend_from_slice(CHECKPOINT_MAGIC);
+        header.extend_from_slice(&next.to_le_bytes());
+        header.extend_from_slice(&(cp.windows.len() as u64).to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&header);
+        crc.update(&cp.windows);
         {
-            let mut file = File::create(&tmp).map_err(io(&tmp))?;
-            file.write_all(&data).map_err(io(&tmp))?;
+            // The window state can be tens of megabytes: written in place, not copied.
+            let mut file = std::io::BufWriter::new(File::create(&tmp).map_err(io(&tmp))?);
+            file.write_all(&header).map_err(io(&tmp))?;
+            file.write_all(&cp.windows).map_err(io(&tmp))?;
+            file.write_all(&crc.finalize().to_le_bytes())
+                .map_err(io(&tmp))?;
+            let file = file.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
             file.sync_all().map_err(sync_err(&tmp))?;
         }
         let path = self.dir.join(CHECKPOINT_FILE);

@@ -124,10 +124,7 @@ fn a_checkpoint_removes_covered_segments_and_replay_starts_there() {
         write(&mut log, 0, 20, 1);
         let before = log.segments();
         let removed = log
-            .checkpoint(&Checkpoint {
-                next: 11,
-                windows: b"state at 11".to_vec(),
-            })
+            .checkpoint(&Checkpoint::new(11, b"state at 11".to_vec()))
             .expect("checkpoint");
         assert!(removed > 0);
         assert_eq!(log.segments(), before - removed);
@@ -141,11 +138,8 @@ fn a_checkpoint_removes_covered_segments_and_replay_starts_there() {
     assert_eq!(replay_all(&log), expected(11..20));
 
     // Everything in the database: the log shrinks to an empty segment.
-    log.checkpoint(&Checkpoint {
-        next: 20,
-        windows: Vec::new(),
-    })
-    .expect("checkpoint");
+    log.checkpoint(&Checkpoint::new(20, Vec::new()))
+        .expect("checkpoint");
     assert_eq!(log.segments(), 1);
     assert_eq!(log.bytes(), 16);
     assert!(replay_all(&log).is_empty());
@@ -162,11 +156,8 @@ fn a_corrupt_checkpoint_replays_everything_that_is_left() {
     {
         let (mut log, _) = Log::open(dir.path(), LIMITS).expect("open");
         write(&mut log, 0, 10, 1);
-        log.checkpoint(&Checkpoint {
-            next: 4,
-            windows: vec![1, 2, 3],
-        })
-        .expect("checkpoint");
+        log.checkpoint(&Checkpoint::new(4, vec![1, 2, 3]))
+            .expect("checkpoint");
     }
     let path = dir.path().join("checkpoint");
     let mut data = fs::read(&path).expect("checkpoint file");
@@ -190,11 +181,8 @@ fn a_checkpoint_past_the_log_continues_numbering_there() {
     {
         let (mut log, _) = Log::open(dir.path(), LIMITS).expect("open");
         write(&mut log, 0, 6, 1);
-        log.checkpoint(&Checkpoint {
-            next: 6,
-            windows: Vec::new(),
-        })
-        .expect("checkpoint");
+        log.checkpoint(&Checkpoint::new(6, Vec::new()))
+            .expect("checkpoint");
     }
     // The tail is lost after the checkpoint was written.
     for f in segment_files(dir.path()) {
