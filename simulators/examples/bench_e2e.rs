@@ -1,7 +1,8 @@
 //! End-to-end benchmark: mosquitto and VictoriaMetrics on loopback, the
 //! `ingest` service between them, and `simulate load` publishing N messages
 //! across many devices and the three domains at full speed. Timed from the
-//! first publish until the database has acknowledged every point, then the
+//! first message the service receives (the simulator renders its messages
+//! first) until the database has acknowledged every point, then the
 //! points are checked to be queryable. Prints messages/s, the service's CPU
 //! seconds per message and its peak RSS.
 //!
@@ -54,6 +55,11 @@ fn args() -> anyhow::Result<Args> {
             _ => bail!("unknown flag {flag}"),
         }
     }
+    // The service runs in a temporary folder: resolve the paths first.
+    a.ingest = std::fs::canonicalize(&a.ingest)
+        .with_context(|| format!("{} (build it first)", a.ingest.display()))?;
+    a.simulate = std::fs::canonicalize(&a.simulate)
+        .with_context(|| format!("{} (build it first)", a.simulate.display()))?;
     Ok(a)
 }
 
@@ -133,10 +139,8 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (cpu0, _) = usage(pid)?;
     let report = dir.path().join("report.json");
-    let started = Instant::now();
-    let status = Command::new(&a.simulate)
+    let mut load = Command::new(&a.simulate)
         .args(["load", "--broker"])
         .arg(format!("127.0.0.1:{}", broker.port()))
         .args(["--rate", "0", "--faults", "off"])
@@ -146,7 +150,20 @@ async fn main() -> anyhow::Result<()> {
         .arg("--report")
         .arg(&report)
         .stdout(Stdio::null())
-        .status()?;
+        .spawn()?;
+    // The clock starts with the first message the service receives, not
+    // with the simulator, which renders its pool of messages first.
+    let started = loop {
+        if metric(&client, &metrics, "ingest_messages_received_total").await? > 0.0 {
+            break Instant::now();
+        }
+        if let Some(status) = load.try_wait()? {
+            bail!("simulate load ended before publishing: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let (cpu0, _) = usage(pid)?;
+    let status = tokio::task::spawn_blocking(move || load.wait()).await??;
     if !status.success() {
         bail!("simulate load failed");
     }
