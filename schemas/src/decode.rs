@@ -12,6 +12,7 @@ use crate::json::Key;
 use crate::native::{self, Outcome};
 use crate::reading::{Reading, Timestamp};
 use crate::rejection::{Fault, Reason, Rejection};
+use crate::scan::{FlatObject, Next};
 use crate::time::TimeLimits;
 use crate::topic::Topic;
 
@@ -200,6 +201,25 @@ fn decode(
 /// keys, stopping at the first key that decides. A broken object is handed to
 /// the decoder the topic expects, whose error then names the fault.
 fn sniff_object(payload: &[u8], expected: Format) -> Format {
+    scan_sniff(payload).unwrap_or_else(|| serde_sniff(payload, expected))
+}
+
+/// [`sniff_object`] through the scanner of [`crate::scan`], for objects of
+/// the shape it reads (until the deciding key); `None` for anything else.
+fn scan_sniff(payload: &[u8]) -> Option<Format> {
+    let mut object = FlatObject::open(payload)?;
+    while let Next::Key(key) = object.next_key()? {
+        if let Some(format) = native::uplink_key(key) {
+            return Some(format);
+        }
+        object.colon()?;
+        object.skip_value(1)?;
+    }
+    object.close()?;
+    Some(Format::Native)
+}
+
+fn serde_sniff(payload: &[u8], expected: Format) -> Format {
     struct Sniff<'a>(&'a mut Option<Format>);
     impl<'de> Visitor<'de> for Sniff<'_> {
         type Value = ();
@@ -226,5 +246,74 @@ fn sniff_object(payload: &[u8], expected: Format) -> Format {
     match (found, parsed) {
         (Some(Format::Native), Err(_)) | (None, _) => expected,
         (Some(format), _) => format,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{scan_sniff, serde_sniff, Format};
+
+    /// Objects, well formed or not, whose keys decide sooner or later.
+    fn object() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "\"a\"",
+            "\"end_device_ids\"",
+            "\"uplink_message\"",
+            "\"deviceInfo\"",
+            "\"end\\u005fdevice_ids\"",
+            "a",
+        ]);
+        let value = prop::sample::select(vec![
+            "1",
+            "\"s\"",
+            "{\"b\": [1, {}]}",
+            "null",
+            "[",
+            "1e400",
+            "true",
+            "-",
+        ]);
+        let separator = prop::sample::select(vec![",", ", ", ",,", ""]);
+        (
+            prop::collection::vec((key, value, separator), 0..4),
+            prop::sample::select(vec!["}", "} ", "}x", ""]),
+        )
+            .prop_map(|(entries, end)| {
+                let mut text = String::from("{");
+                for (i, (key, value, separator)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        text.push_str(separator);
+                    }
+                    text.push_str(key);
+                    text.push_str(": ");
+                    text.push_str(value);
+                }
+                text.push_str(end);
+                text
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn the_scanner_sniffs_as_serde_does(text in object()) {
+            if let Some(format) = scan_sniff(text.as_bytes()) {
+                for expected in [Format::TheThingsStack, Format::ChirpStack] {
+                    prop_assert_eq!(format, serde_sniff(text.as_bytes(), expected), "{}", text);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn common_uplinks_are_sniffed_by_the_scanner() {
+        let text = r#"{"end_device_ids": {"device_id": "d"}, "uplink_message": {}}"#;
+        assert_eq!(scan_sniff(text.as_bytes()), Some(Format::TheThingsStack));
+        let text = r#"{"deduplicationId": "x", "time": 1, "deviceInfo": {}}"#;
+        assert_eq!(scan_sniff(text.as_bytes()), Some(Format::ChirpStack));
+        assert_eq!(scan_sniff(b"{\"a\": 1}"), Some(Format::Native));
     }
 }

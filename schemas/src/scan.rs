@@ -85,7 +85,12 @@ pub(crate) struct FlatObject<'a> {
 impl<'a> FlatObject<'a> {
     /// Starts at the opening brace, after any white space.
     pub(crate) fn open(payload: &'a [u8]) -> Option<Self> {
-        let text = std::str::from_utf8(payload).ok()?;
+        Self::open_str(std::str::from_utf8(payload).ok()?)
+    }
+
+    /// [`FlatObject::open`] for text known to be UTF-8.
+    pub(crate) fn open_str(text: &'a str) -> Option<Self> {
+        let payload = text.as_bytes();
         let mut object = FlatObject {
             text,
             bytes: payload,
@@ -120,9 +125,108 @@ impl<'a> FlatObject<'a> {
     /// The value of the key just read.
     #[inline]
     pub(crate) fn value(&mut self) -> Option<Scalar<'a>> {
+        self.colon()?;
+        self.scalar()
+    }
+
+    /// The colon after a key, and the white space around it.
+    #[inline]
+    pub(crate) fn colon(&mut self) -> Option<()> {
         self.skip_whitespace();
         self.eat(b':')?;
         self.skip_whitespace();
+        Some(())
+    }
+
+    /// The first byte of the value that follows (after a [`FlatObject::colon`]).
+    #[inline]
+    pub(crate) fn peek_value(&self) -> Option<u8> {
+        self.peek()
+    }
+
+    /// Where the scanner is, as an offset into the text.
+    pub(crate) fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// The text between two offsets.
+    pub(crate) fn slice(&self, from: usize, to: usize) -> Option<&'a str> {
+        self.text.get(from..to)
+    }
+
+    /// Enters a nested object (`{`) or array (`[`) whose value follows: its
+    /// first key or element is read next. Returns what to give
+    /// [`FlatObject::leave`] when it ends.
+    #[inline]
+    pub(crate) fn enter(&mut self, open: u8) -> Option<bool> {
+        self.eat(open)?;
+        Some(std::mem::replace(&mut self.first, true))
+    }
+
+    /// Back in the enclosing object or array, after the nested one ended
+    /// ([`Next::End`], or `false` from [`FlatObject::next_element`]).
+    #[inline]
+    pub(crate) fn leave(&mut self, entered: bool) {
+        self.first = entered;
+    }
+
+    /// Whether another element of the array entered follows (and is read
+    /// next); `false` at its closing bracket.
+    #[inline]
+    pub(crate) fn next_element(&mut self) -> Option<bool> {
+        self.skip_whitespace();
+        match self.peek()? {
+            b']' => {
+                self.pos += 1;
+                return Some(false);
+            }
+            b',' if !self.first => {
+                self.pos += 1;
+                self.skip_whitespace();
+            }
+            _ if self.first => {}
+            _ => return None,
+        }
+        self.first = false;
+        Some(true)
+    }
+
+    /// Skips a value of any kind, nested ones included, under the same rules
+    /// as the rest: no escape, numbers that convert exactly.
+    pub(crate) fn skip_value(&mut self, depth: u32) -> Option<()> {
+        match self.peek()? {
+            b'{' => {
+                // Well below `serde_json`'s own limit of nesting.
+                if depth >= 64 {
+                    return None;
+                }
+                let entered = self.enter(b'{')?;
+                while let Next::Key(_) = self.next_key()? {
+                    self.colon()?;
+                    self.skip_value(depth + 1)?;
+                }
+                self.leave(entered);
+            }
+            b'[' => {
+                if depth >= 64 {
+                    return None;
+                }
+                let entered = self.enter(b'[')?;
+                while self.next_element()? {
+                    self.skip_value(depth + 1)?;
+                }
+                self.leave(entered);
+            }
+            _ => {
+                self.scalar()?;
+            }
+        }
+        Some(())
+    }
+
+    /// A string, number, boolean or null.
+    #[inline]
+    pub(crate) fn scalar(&mut self) -> Option<Scalar<'a>> {
         match self.peek()? {
             b'"' => self.string().map(|s| Scalar::Str(Cow::Borrowed(s))),
             b't' => self.literal(b"true").map(|()| Scalar::Bool(true)),

@@ -132,6 +132,16 @@ impl<'b> LineWriter<'b> {
         })
     }
 
+    /// Appends a complete line as a [`Stage`](super::Stage) wrote it,
+    /// removing any unfinished line first.
+    #[inline]
+    pub(crate) fn append_line(&mut self, line: &[u8]) {
+        self.buf.truncate(self.end);
+        self.buf.extend_from_slice(line);
+        self.end = self.buf.len();
+        self.tags = self.end;
+    }
+
     /// Writes an escaped key and the `=` after it; fails if the line has it.
     /// The separator before the key is already written.
     #[inline]

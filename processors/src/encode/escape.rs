@@ -8,7 +8,7 @@ pub(super) const MEASUREMENT: u8 = 1;
 /// Which bytes need care in a tag key, tag value or field key.
 pub(super) const KEY: u8 = 2;
 /// Which bytes need care in a string field value.
-const STRING: u8 = 4;
+pub(super) const STRING: u8 = 4;
 
 /// For each byte, the classes ([`MEASUREMENT`], [`KEY`], [`STRING`]) in which
 /// it needs care.
@@ -32,7 +32,7 @@ const fn class_table() -> [u8; 256] {
     table
 }
 
-const fn needs_care(byte: u8, class: u8) -> bool {
+pub(super) const fn needs_care(byte: u8, class: u8) -> bool {
     CLASS[byte as usize] & class != 0
 }
 

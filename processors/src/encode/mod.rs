@@ -71,6 +71,7 @@ mod escape;
 mod number;
 mod prepared;
 mod scan;
+mod stage;
 #[cfg(test)]
 mod tests;
 
@@ -78,6 +79,7 @@ pub use builder::{Fields, LineBuilder, LineWriter, State, Tags};
 pub(crate) use dynamic::{DynLine, Name};
 pub use error::{EncodeError, Part};
 pub use prepared::{KeySet, PreparedKey, MASK_BITS};
+pub(crate) use stage::Stage;
 
 use std::sync::LazyLock;
 
@@ -140,6 +142,11 @@ impl LineWriter<'_> {
     ///
     /// Allocates nothing unless it fails.
     pub fn reading(&mut self, reading: &Reading) -> Result<(), EncodeError> {
+        let mut stage = Stage::default();
+        if let Some(line) = staged_reading(&mut stage, reading) {
+            self.append_line(line);
+            return Ok(());
+        }
         // Every name is prepared once: see `READING_KEYS`.
         let keys: &'static [PreparedKey] = READING_KEYS.keys();
         let mut line = self
@@ -185,6 +192,37 @@ impl LineWriter<'_> {
             .finish(point.time);
         Ok(())
     }
+}
+
+/// The line of a reading in its common shape, as [`LineWriter::reading`]
+/// writes it; `None` when the general path must write it.
+#[inline]
+fn staged_reading<'s>(stage: &'s mut Stage, reading: &Reading) -> Option<&'s [u8]> {
+    let keys: &'static [PreparedKey] = READING_KEYS.keys();
+    stage.start(reading.domain.as_str());
+    stage.tag(&keys[KEY_COMMUNE], &reading.commune);
+    stage.tag(&keys[KEY_DEVICE], &reading.device);
+    if let Some(district) = &reading.district {
+        stage.tag(&keys[KEY_DISTRICT], district);
+    }
+    if let Some(lane) = reading.lane {
+        stage.tag(&keys[KEY_LANE], itoa::Buffer::new().format(lane));
+    }
+    for (attribute, value) in reading.values.iter() {
+        let key = &keys[attribute.index()];
+        match value {
+            Value::Number(v) => stage.float(key, v),
+            Value::Symbol(v) => stage.string(key, v),
+            Value::Bool(v) => stage.boolean(key, v),
+        }
+    }
+    if let Some(period) = reading.period_s {
+        stage.float(&keys[KEY_PERIOD], f64::from(period));
+    }
+    if let Some(flow) = normalize::flow_vph(reading) {
+        stage.float(&keys[KEY_FLOW], flow);
+    }
+    stage.finish(reading.time)
 }
 
 impl<'w, 'b, S: State> LineBuilder<'w, 'b, S> {

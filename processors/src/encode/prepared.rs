@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::builder::{no_trailing_backslash, Fields, LineBuilder, LineWriter, State, Tags};
 use super::error::{EncodeError, Part};
+use super::stage::BLOCK;
 use super::{escape, number, scan};
 
 /// How many distinct written forms of a set get a bit of their own.
@@ -42,12 +43,32 @@ pub struct PreparedKey {
     /// Its bit in the set, or 0 when the set has run out of bits.
     bit: u128,
     set: u64,
+    /// The written key and `=`, padded, and its length; 0 when it does not
+    /// fit or the name is unwritable.
+    block: [u8; BLOCK],
+    block_len: u8,
 }
 
 impl PreparedKey {
     /// The name as given.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The written key and `=` as one padded block, and its length.
+    #[inline]
+    pub(super) fn block(&self) -> Option<(&[u8; BLOCK], usize)> {
+        (self.block_len != 0).then_some((&self.block, usize::from(self.block_len)))
+    }
+
+    #[inline]
+    pub(super) fn bit(&self) -> u128 {
+        self.bit
+    }
+
+    #[inline]
+    pub(super) fn set(&self) -> u64 {
+        self.set
     }
 }
 
@@ -90,12 +111,22 @@ impl KeySet {
                 None => 0,
             };
             written.push(b'=');
+            let mut block = [0; BLOCK];
+            let block_len = match block.get_mut(..written.len()) {
+                Some(room) if writable => {
+                    room.copy_from_slice(&written);
+                    written.len() as u8
+                }
+                _ => 0,
+            };
             keys.push(PreparedKey {
                 text: name.into(),
                 written: writable.then(|| written.into_boxed_slice()),
                 bloom: bits.map(|bit| (bit >> 6, 1 << (bit & 63))),
                 bit,
                 set,
+                block,
+                block_len,
             });
         }
         Self { keys }

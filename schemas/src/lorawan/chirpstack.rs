@@ -3,9 +3,10 @@
 //! payload `object` (the device profile's codec output), the gateways `rxInfo`.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
-use super::{mismatch, parse, unknown_application, Gateway, Gateways, Leaf, Obj, Server, Uplink};
+use super::{
+    mismatch, parse, unknown_application, Gateway, Gateways, Leaf, Obj, Raw, Server, Uplink,
+};
 use crate::context::Context;
 use crate::json::Scalar;
 use crate::reading::Reading;
@@ -25,7 +26,7 @@ struct Event<'a> {
     #[serde(borrow, default)]
     time: Option<Leaf<'a>>,
     #[serde(borrow, default)]
-    object: Option<&'a RawValue>,
+    object: Option<Raw<'a>>,
     #[serde(borrow, default)]
     rx_info: Gateways<RxInfo<'a>>,
 }
@@ -123,7 +124,7 @@ pub(crate) fn decode_chirpstack(
         application,
         app: &app,
         device,
-        payload: event.object,
+        payload: event.object.map(|raw| raw.0),
         times: [event.time.as_ref().map(|t| ("time", t)), None],
         radio: event.rx_info.best()?,
     }

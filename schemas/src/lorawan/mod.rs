@@ -81,8 +81,18 @@ fn unknown_application(shown: &str) -> Fault {
 }
 
 /// Any JSON value in an envelope, read without failing on its type.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct Leaf<'a>(Scalar<'a>);
+
+/// A JSON value kept as its text (what a `RawValue` holds), to be read later.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Raw<'a>(&'a str);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(d).map(|raw| Raw(raw.get()))
+    }
+}
 
 impl<'de: 'a, 'a> Deserialize<'de> for Leaf<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -102,7 +112,7 @@ impl Leaf<'_> {
 
 /// A nested object of an envelope: absent (or null), present, or some other
 /// JSON type, which is kept as the name of that type.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 enum Obj<T> {
     #[default]
     Absent,
@@ -216,7 +226,7 @@ impl Signal {
 
 /// A gateway list, reduced while it is read to the best gateway, or to the
 /// first fault found in it.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct Gateways<G> {
     best: Option<Signal>,
     fault: Option<Fault>,
@@ -262,16 +272,21 @@ fn measure<G: Gateway>(entry: &Obj<G>, index: usize) -> Result<Option<Signal>, F
         Obj::Present(g) => g,
         Obj::Wrong(kind) => return Err(wrong_type(&key(""), kind, "an object")),
     };
+    // The key is only formatted for a fault.
     let number = |k: &str, v: &Scalar<'_>| match v {
         Scalar::Number(n) => Ok(*n),
-        other => Err(wrong_type(&key(k), &other.describe(), "a number")),
+        other => Err(wrong_type(
+            &key(&format!(".{k}")),
+            &other.describe(),
+            "a number",
+        )),
     };
-    let snr = gateway.snr().map(|v| number(".snr", v)).transpose()?;
+    let snr = gateway.snr().map(|v| number("snr", v)).transpose()?;
     let Some((rssi_key, rssi)) = gateway.rssi() else {
         return Ok(None);
     };
     Ok(Some(Signal {
-        rssi: number(&format!(".{rssi_key}"), rssi)?,
+        rssi: number(rssi_key, rssi)?,
         snr,
         index,
         rssi_key,
@@ -372,7 +387,8 @@ struct Uplink<'u> {
     application: &'u str,
     app: &'u Application,
     device: &'u str,
-    payload: Option<&'u RawValue>,
+    /// The decoded payload's JSON text.
+    payload: Option<&'u str>,
     /// Times the network server stated, most preferred first, with their keys.
     times: [Option<(&'static str, &'u Leaf<'u>)>; 2],
     radio: Option<Signal>,

@@ -6,7 +6,6 @@
 use std::fmt;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 
 use crate::application::{Application, Mapping};
 use crate::domain::Domain;
@@ -26,8 +25,9 @@ pub(super) struct Decoded {
     pub(super) unknown: u32,
 }
 
-/// Reads the decoded payload found at `key` with the application's field map.
-pub(super) fn walk(raw: &RawValue, key: &str, app: &Application) -> Result<Decoded, Fault> {
+/// Reads the decoded payload (its JSON text) found at `key` with the
+/// application's field map.
+pub(super) fn walk(raw: &str, key: &str, app: &Application) -> Result<Decoded, Fault> {
     let mut state = State {
         app,
         key,
@@ -39,7 +39,7 @@ pub(super) fn walk(raw: &RawValue, key: &str, app: &Application) -> Result<Decod
         unknown: 0,
         slot: FaultSlot::default(),
     };
-    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let mut de = serde_json::Deserializer::from_str(raw);
     if let Err(err) = (&mut de).deserialize_any(Walker(&mut state)) {
         return Err(state.slot.into_fault(&err));
     }

@@ -217,7 +217,7 @@ fn leaf() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn json_value() -> impl Strategy<Value = Value> {
+pub(super) fn json_value() -> impl Strategy<Value = Value> {
     leaf().prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
@@ -234,7 +234,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 /// The fixtures with one value replaced anywhere in them.
-fn mutated_fixture() -> impl Strategy<Value = Vec<u8>> {
+pub(super) fn mutated_fixture() -> impl Strategy<Value = Vec<u8>> {
     let fixtures: Vec<(String, Vec<String>)> = [TTS_WASTE, TTS_LIGHTING, CHIRPSTACK_TRAFFIC]
         .iter()
         .map(|f| {

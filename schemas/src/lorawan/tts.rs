@@ -5,19 +5,21 @@
 //! except the device id.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
-use super::{mismatch, parse, unknown_application, Gateway, Gateways, Leaf, Obj, Server, Uplink};
+use super::{
+    mismatch, parse, unknown_application, Gateway, Gateways, Leaf, Obj, Raw, Server, Uplink,
+};
 use crate::context::Context;
 use crate::json::Scalar;
 use crate::reading::Reading;
 use crate::rejection::{Fault, Reason};
+use crate::scan::{FlatObject, Next};
 use crate::topic::check_id;
 
 const DEVICE_ID: &str = "end_device_ids.device_id";
 const APPLICATION_ID: &str = "end_device_ids.application_ids.application_id";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow, default)]
     end_device_ids: Obj<DeviceIds<'a>>,
@@ -27,7 +29,7 @@ struct Envelope<'a> {
     uplink_message: Obj<UplinkMessage<'a>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 struct DeviceIds<'a> {
     #[serde(borrow, default)]
     device_id: Option<Leaf<'a>>,
@@ -35,23 +37,23 @@ struct DeviceIds<'a> {
     application_ids: Obj<ApplicationIds<'a>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 struct ApplicationIds<'a> {
     #[serde(borrow, default)]
     application_id: Option<Leaf<'a>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 struct UplinkMessage<'a> {
     #[serde(borrow, default)]
-    decoded_payload: Option<&'a RawValue>,
+    decoded_payload: Option<Raw<'a>>,
     #[serde(borrow, default)]
     rx_metadata: Gateways<RxMetadata<'a>>,
     #[serde(borrow, default)]
     received_at: Option<Leaf<'a>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 struct RxMetadata<'a> {
     #[serde(borrow, default)]
     rssi: Option<Leaf<'a>>,
@@ -87,10 +89,14 @@ pub(crate) fn decode_tts(
     ctx: &Context<'_>,
     out: &mut Vec<Reading>,
 ) -> Result<u32, Fault> {
-    let envelope = match parse::<Obj<Envelope<'_>>>(payload)? {
-        Obj::Present(envelope) => envelope,
-        Obj::Absent => return Err(not_an_object("null")),
-        Obj::Wrong(kind) => return Err(not_an_object(kind)),
+    let scanned = std::str::from_utf8(payload).ok().and_then(scan_envelope);
+    let envelope = match scanned {
+        Some(envelope) => envelope,
+        None => match parse::<Obj<Envelope<'_>>>(payload)? {
+            Obj::Present(envelope) => envelope,
+            Obj::Absent => return Err(not_an_object("null")),
+            Obj::Wrong(kind) => return Err(not_an_object(kind)),
+        },
     };
     let ids = envelope.end_device_ids.get("end_device_ids")?;
     let id = ids
@@ -130,7 +136,7 @@ pub(crate) fn decode_tts(
         application,
         app: &app,
         device: id,
-        payload: uplink.and_then(|u| u.decoded_payload),
+        payload: uplink.and_then(|u| u.decoded_payload).map(|raw| raw.0),
         times: [
             uplink
                 .and_then(|u| u.received_at.as_ref())
@@ -142,11 +148,293 @@ pub(crate) fn decode_tts(
     .finish(ctx, out)
 }
 
+/// Reads an envelope in its common shape with the scanner of
+/// [`crate::scan`]: every key this decoder reads present at most once and of
+/// the expected type (not null), no escape anywhere, numbers that convert
+/// exactly. Gives the envelope `serde_json` would give, or `None` for
+/// anything else, which is then parsed by `serde_json`.
+fn scan_envelope(text: &str) -> Option<Envelope<'_>> {
+    let mut s = FlatObject::open_str(text)?;
+    let mut envelope = Envelope {
+        end_device_ids: Obj::Absent,
+        received_at: None,
+        uplink_message: Obj::Absent,
+    };
+    let mut seen = Seen(0);
+    while let Next::Key(key) = s.next_key()? {
+        s.colon()?;
+        match key {
+            "end_device_ids" => {
+                seen.once(0)?;
+                envelope.end_device_ids = Obj::Present(scan_device_ids(&mut s)?);
+            }
+            "received_at" => {
+                seen.once(1)?;
+                envelope.received_at = Some(scan_leaf(&mut s)?);
+            }
+            "uplink_message" => {
+                seen.once(2)?;
+                envelope.uplink_message = Obj::Present(scan_uplink(&mut s)?);
+            }
+            _ => s.skip_value(1)?,
+        }
+    }
+    s.close()?;
+    Some(envelope)
+}
+
+/// The keys of an object read so far, to give up on a repeated one (which
+/// `serde_json` reports).
+struct Seen(u8);
+
+impl Seen {
+    fn once(&mut self, bit: u8) -> Option<()> {
+        let mask = 1 << bit;
+        if self.0 & mask != 0 {
+            return None;
+        }
+        self.0 |= mask;
+        Some(())
+    }
+}
+
+/// A leaf that is not null (a null leaf is absent for `serde_json`).
+fn scan_leaf<'a>(s: &mut FlatObject<'a>) -> Option<Leaf<'a>> {
+    match s.scalar()? {
+        Scalar::Null => None,
+        scalar => Some(Leaf(scalar)),
+    }
+}
+
+fn scan_device_ids<'a>(s: &mut FlatObject<'a>) -> Option<DeviceIds<'a>> {
+    let entered = s.enter(b'{')?;
+    let mut ids = DeviceIds {
+        device_id: None,
+        application_ids: Obj::Absent,
+    };
+    let mut seen = Seen(0);
+    while let Next::Key(key) = s.next_key()? {
+        s.colon()?;
+        match key {
+            "device_id" => {
+                seen.once(0)?;
+                ids.device_id = Some(scan_leaf(s)?);
+            }
+            "application_ids" => {
+                seen.once(1)?;
+                let inner = s.enter(b'{')?;
+                let mut application = ApplicationIds {
+                    application_id: None,
+                };
+                let mut seen = Seen(0);
+                while let Next::Key(key) = s.next_key()? {
+                    s.colon()?;
+                    if key == "application_id" {
+                        seen.once(0)?;
+                        application.application_id = Some(scan_leaf(s)?);
+                    } else {
+                        s.skip_value(3)?;
+                    }
+                }
+                s.leave(inner);
+                ids.application_ids = Obj::Present(application);
+            }
+            _ => s.skip_value(2)?,
+        }
+    }
+    s.leave(entered);
+    Some(ids)
+}
+
+fn scan_uplink<'a>(s: &mut FlatObject<'a>) -> Option<UplinkMessage<'a>> {
+    let entered = s.enter(b'{')?;
+    let mut uplink = UplinkMessage {
+        decoded_payload: None,
+        rx_metadata: Gateways::default(),
+        received_at: None,
+    };
+    let mut seen = Seen(0);
+    while let Next::Key(key) = s.next_key()? {
+        s.colon()?;
+        match key {
+            "decoded_payload" => {
+                seen.once(0)?;
+                if s.peek_value()? == b'n' {
+                    return None;
+                }
+                let from = s.offset();
+                s.skip_value(2)?;
+                uplink.decoded_payload = Some(Raw(s.slice(from, s.offset())?));
+            }
+            "rx_metadata" => {
+                seen.once(1)?;
+                let list = s.enter(b'[')?;
+                let mut index = 0;
+                while s.next_element()? {
+                    let gateway = scan_gateway(s)?;
+                    uplink.rx_metadata.consider(&Obj::Present(gateway), index);
+                    index += 1;
+                }
+                s.leave(list);
+            }
+            "received_at" => {
+                seen.once(2)?;
+                uplink.received_at = Some(scan_leaf(s)?);
+            }
+            _ => s.skip_value(2)?,
+        }
+    }
+    s.leave(entered);
+    Some(uplink)
+}
+
+fn scan_gateway<'a>(s: &mut FlatObject<'a>) -> Option<RxMetadata<'a>> {
+    let entered = s.enter(b'{')?;
+    let mut gateway = RxMetadata {
+        rssi: None,
+        channel_rssi: None,
+        snr: None,
+    };
+    let mut seen = Seen(0);
+    while let Next::Key(key) = s.next_key()? {
+        s.colon()?;
+        let (bit, slot) = match key {
+            "rssi" => (0, &mut gateway.rssi),
+            "channel_rssi" => (1, &mut gateway.channel_rssi),
+            "snr" => (2, &mut gateway.snr),
+            _ => {
+                s.skip_value(4)?;
+                continue;
+            }
+        };
+        seen.once(bit)?;
+        *slot = Some(scan_leaf(s)?);
+    }
+    s.leave(entered);
+    Some(gateway)
+}
+
 fn not_an_object(kind: &str) -> Fault {
     Fault::new(
         Reason::UnknownFormat,
         format!("an uplink of The Things Stack is a JSON object; found {kind}"),
     )
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::{parse, scan_envelope, Envelope, Obj};
+    use crate::lorawan::tests::{json_value, mutated_fixture, TTS_LIGHTING, TTS_WASTE};
+
+    /// Whatever the scanner reads, `serde_json` reads the same.
+    fn same_as_serde(payload: &[u8]) -> Result<bool, TestCaseError> {
+        let Some(fast) = std::str::from_utf8(payload).ok().and_then(scan_envelope) else {
+            return Ok(false);
+        };
+        let serde = parse::<Obj<Envelope<'_>>>(payload);
+        prop_assert_eq!(
+            serde.ok(),
+            Some(Obj::Present(fast)),
+            "{}",
+            String::from_utf8_lossy(payload)
+        );
+        Ok(true)
+    }
+
+    /// A fixture with a few bytes put in or taken out somewhere.
+    fn edited_fixture() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop::sample::select(vec![TTS_WASTE, TTS_LIGHTING]),
+            any::<prop::sample::Index>(),
+            0..3usize,
+            prop::sample::select(vec![
+                "",
+                "\\",
+                "\"",
+                "\\n",
+                ",",
+                "{",
+                "}",
+                "[",
+                "]",
+                ":",
+                " ",
+                "null",
+                "1",
+                "-",
+                "e5",
+                "\"rssi\": 3,",
+                "\"device_id\": \"x\",",
+                "\"snr\":",
+                "\u{1}",
+                "é",
+            ]),
+        )
+            .prop_map(|(fixture, at, cut, text)| {
+                let at = at.index(fixture.len());
+                let mut bytes = fixture.as_bytes()[..at].to_vec();
+                bytes.extend_from_slice(text.as_bytes());
+                bytes.extend_from_slice(&fixture.as_bytes()[(at + cut).min(fixture.len())..]);
+                bytes
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn the_scanner_reads_what_serde_reads(payload in prop_oneof![
+            mutated_fixture(),
+            edited_fixture(),
+            json_value().prop_map(|v| serde_json::to_vec(
+                &json!({ "end_device_ids": { "device_id": "d" }, "uplink_message": v })
+            ).expect("serialisable")),
+        ]) {
+            same_as_serde(&payload)?;
+        }
+    }
+
+    /// The property above proves little unless the scanner reads many cases.
+    #[test]
+    fn edited_fixtures_often_take_the_scanner() -> Result<(), TestCaseError> {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = prop_oneof![mutated_fixture(), edited_fixture()];
+        let mut scanned = 0;
+        for _ in 0..1000 {
+            let payload = strategy.new_tree(&mut runner).expect("a case").current();
+            scanned += usize::from(same_as_serde(&payload)?);
+        }
+        assert!((200..900).contains(&scanned), "{scanned} of 1000 scanned");
+        Ok(())
+    }
+
+    #[test]
+    fn the_fixtures_take_the_scanner() -> Result<(), TestCaseError> {
+        for fixture in [TTS_WASTE, TTS_LIGHTING] {
+            assert!(same_as_serde(fixture.as_bytes())?, "{fixture}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_scanner_gives_up_on_what_it_does_not_read() {
+        for payload in [
+            r#"{"end_device_ids": {"device_id": "a", "device_id": "a"}}"#,
+            r#"{"received_at": null}"#,
+            r#"{"received_at": "a\"b"}"#,
+            r#"{"uplink_message": {"decoded_payload": null}}"#,
+            r#"{"uplink_message": {"rx_metadata": [null]}}"#,
+            r#"{"uplink_message": []}"#,
+            r#"{"x": 1e400}"#,
+            r#"{"uplink_message": {}} x"#,
+        ] {
+            assert_eq!(scan_envelope(payload), None, "{payload}");
+        }
+    }
 }
 
 #[cfg(test)]

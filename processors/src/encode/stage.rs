@@ -1,0 +1,481 @@
+//! The fast path of the common line: staged in a buffer of fixed size with
+//! copies of fixed size, then appended to the caller's buffer at once.
+//!
+//! A [`Stage`] writes what the general path writes for a line made only of
+//! prepared keys of one [`KeySet`](super::KeySet), names and tag values that
+//! need no escape, short decimal floats (those [`super::number`] writes
+//! without `ryu`), integers, booleans and string values that need no escape.
+//! It copies every prepared key as one block of [`BLOCK`] bytes and writes
+//! numbers into blocks of their own, so no step calls `memcpy` for a few
+//! bytes. Anything else — an escape, a float of another form, a text key, a
+//! key of another set, a duplicate key, a line longer than the stage — makes
+//! it give up (`None`), and the caller writes the line through the general
+//! path, which stays the reference for every byte and every error.
+
+use schemas::Timestamp;
+
+use super::escape;
+use super::prepared::PreparedKey;
+
+/// Bytes of a prepared key's block: its written form and `=`, padded.
+pub(crate) const BLOCK: usize = 32;
+
+/// Longest line staged; longer ones take the general path.
+const ROOM: usize = 1024;
+
+/// Decimals a short float may have, as in [`super::number`].
+const POW10: [f64; 4] = [1.0, 10.0, 100.0, 1000.0];
+
+/// Two ASCII digits for each number below 100.
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut pairs = [[0; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        pairs[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    pairs
+};
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any of the eight bytes of `word` is `byte`.
+#[inline]
+fn has_byte(word: u64, byte: u8) -> u64 {
+    let x = word ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// Whether `text` holds no byte that needs care in a name or tag value
+/// (control characters, comma, space, equals sign, backslash): then it is
+/// written as it is, and cannot end with a backslash.
+#[inline]
+fn plain_name(text: &[u8]) -> bool {
+    let mut chunks = text.chunks_exact(8);
+    for chunk in &mut chunks {
+        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
+            return false;
+        };
+        let word = u64::from_le_bytes(chunk);
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+        let special = has_byte(word, b',')
+            | has_byte(word, b' ')
+            | has_byte(word, b'=')
+            | has_byte(word, b'\\')
+            | has_byte(word, 0x7f);
+        if control | special != 0 {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| !escape::needs_care(b, escape::KEY))
+}
+
+/// A line being staged; see the [module](self) documentation.
+#[derive(Debug)]
+pub(crate) struct Stage {
+    /// The line so far, then room for one more block.
+    bytes: [u8; ROOM + BLOCK],
+    len: usize,
+    /// Whether a field is written.
+    fields: bool,
+    /// The set of the keys written, and their bits.
+    set: u64,
+    mask: u128,
+    /// The last float written: its bits and where its text is (`to` is 0
+    /// before the first).
+    last_bits: u64,
+    last_from: usize,
+    last_to: usize,
+    /// Cleared by the first step that gives up.
+    ok: bool,
+}
+
+impl Default for Stage {
+    fn default() -> Self {
+        Self {
+            bytes: [0; ROOM + BLOCK],
+            len: 0,
+            fields: false,
+            set: 0,
+            mask: 0,
+            last_bits: 0,
+            last_from: 0,
+            last_to: 0,
+            ok: true,
+        }
+    }
+}
+
+impl Stage {
+    /// Starts a line with its measurement.
+    #[inline]
+    pub(crate) fn start(&mut self, measurement: &str) {
+        self.len = 0;
+        self.fields = false;
+        self.set = 0;
+        self.mask = 0;
+        self.last_to = 0;
+        let bytes = measurement.as_bytes();
+        // The general path checks what is left: an empty measurement, a
+        // comment, anything to escape.
+        self.ok = bytes.first().is_some_and(|&b| b != b'#') && plain_name(bytes);
+        if self.ok {
+            self.ok = self.text(bytes).is_some();
+        }
+    }
+
+    /// Copies `text` as it is.
+    #[inline]
+    fn text(&mut self, text: &[u8]) -> Option<()> {
+        let end = self.len + text.len();
+        self.bytes.get_mut(self.len..end)?.copy_from_slice(text);
+        self.len = end;
+        Some(())
+    }
+
+    /// The room for one block at the end of the line; `None` when the line
+    /// is too long to stage.
+    #[inline]
+    fn room(&mut self) -> Option<&mut [u8; BLOCK]> {
+        if self.len > ROOM {
+            return None;
+        }
+        let block = self.bytes.get_mut(self.len..self.len + BLOCK)?;
+        <&mut [u8; BLOCK]>::try_from(block).ok()
+    }
+
+    /// Writes the separator and the prepared key (with its `=`), after
+    /// checking it against the keys written.
+    #[inline]
+    fn key(&mut self, separator: u8, key: &PreparedKey) -> Option<()> {
+        let (block, n) = key.block()?;
+        let bit = key.bit();
+        if bit == 0 || self.mask & bit != 0 || (self.set != key.set() && self.set != 0) {
+            return None;
+        }
+        self.set = key.set();
+        self.mask |= bit;
+        let room = self.room()?;
+        room[0] = separator;
+        self.len += 1;
+        let room = self.room()?;
+        *room = *block;
+        self.len += n;
+        Some(())
+    }
+
+    fn separator(&self) -> u8 {
+        if self.fields {
+            b','
+        } else {
+            b' '
+        }
+    }
+
+    /// Adds a tag; an empty value is left out, as on the general path.
+    #[inline]
+    pub(crate) fn tag(&mut self, key: &PreparedKey, value: &str) {
+        self.ok = self.ok && !self.fields && self.try_tag(key, value).is_some();
+    }
+
+    #[inline]
+    fn try_tag(&mut self, key: &PreparedKey, value: &str) -> Option<()> {
+        let value = value.as_bytes();
+        if value.is_empty() {
+            // The key is checked all the same: let the general path do it.
+            return key.block().map(|_| ());
+        }
+        if !plain_name(value) {
+            return None;
+        }
+        self.key(b',', key)?;
+        self.text(value)
+    }
+
+    /// Adds a float field.
+    #[inline]
+    pub(crate) fn float(&mut self, key: &PreparedKey, value: f64) {
+        self.ok = self.ok && self.try_float(key, value).is_some();
+    }
+
+    #[inline]
+    fn try_float(&mut self, key: &PreparedKey, value: f64) -> Option<()> {
+        self.key(self.separator(), key)?;
+        self.fields = true;
+        let bits = value.to_bits();
+        let start = self.len;
+        if self.last_to != 0 && bits == self.last_bits {
+            // Aggregates repeat values: copy the text of the last one.
+            let (from, n) = (self.last_from, self.last_to - self.last_from);
+            let text = <[u8; BLOCK]>::try_from(self.bytes.get(from..from + BLOCK)?).ok()?;
+            *self.room()? = text;
+            self.len += n;
+        } else {
+            self.short_decimal(value)?;
+        }
+        self.last_bits = bits;
+        self.last_from = start;
+        self.last_to = self.len;
+        Some(())
+    }
+
+    /// Writes `value` as [`super::number::float`] does when it finds it a
+    /// short decimal; `None` for any other value.
+    #[inline]
+    fn short_decimal(&mut self, value: f64) -> Option<()> {
+        let magnitude = value.abs();
+        // Also refuses NaN, which the general path reports.
+        if magnitude.is_nan() || magnitude >= 1_073_741_824.0 {
+            return None;
+        }
+        for (decimals, &scale) in POW10.iter().enumerate() {
+            // Round half up; the product is below 2^40, so adding 0.5 is
+            // exact, and the conversions to and from `i64` (cheaper than
+            // `u64`) are too.
+            let m = (magnitude * scale + 0.5) as i64;
+            if m as f64 / scale != magnitude {
+                continue;
+            }
+            let m = m as u64;
+            let negative = value.is_sign_negative();
+            let room = self.room()?;
+            let n = decimal(room, m, decimals, negative);
+            self.len += n;
+            return Some(());
+        }
+        None
+    }
+
+    /// Adds an integer field (`3i`).
+    #[inline]
+    pub(crate) fn integer(&mut self, key: &PreparedKey, value: i64) {
+        self.ok = self.ok && self.try_integer(key, value).is_some();
+    }
+
+    fn try_integer(&mut self, key: &PreparedKey, value: i64) -> Option<()> {
+        self.key(self.separator(), key)?;
+        self.fields = true;
+        self.signed(value)?;
+        let room = self.room()?;
+        room[0] = b'i';
+        self.len += 1;
+        Some(())
+    }
+
+    /// Writes an integer in decimal.
+    #[inline]
+    fn signed(&mut self, value: i64) -> Option<()> {
+        let room = self.room()?;
+        let mut at = 0;
+        if value < 0 {
+            room[0] = b'-';
+            at = 1;
+        }
+        let digits = digit_count(value.unsigned_abs());
+        write_digits(room, at + digits, value.unsigned_abs(), digits);
+        self.len += at + digits;
+        Some(())
+    }
+
+    /// Adds a boolean field.
+    #[inline]
+    pub(crate) fn boolean(&mut self, key: &PreparedKey, value: bool) {
+        self.ok = self.ok && self.try_boolean(key, value).is_some();
+    }
+
+    fn try_boolean(&mut self, key: &PreparedKey, value: bool) -> Option<()> {
+        self.key(self.separator(), key)?;
+        self.fields = true;
+        let room = self.room()?;
+        let text: &[u8] = if value { b"true" } else { b"false" };
+        room[..text.len()].copy_from_slice(text);
+        self.len += text.len();
+        Some(())
+    }
+
+    /// Adds a string field.
+    #[inline]
+    pub(crate) fn string(&mut self, key: &PreparedKey, value: &str) {
+        self.ok = self.ok && self.try_string(key, value).is_some();
+    }
+
+    fn try_string(&mut self, key: &PreparedKey, value: &str) -> Option<()> {
+        let bytes = value.as_bytes();
+        if bytes.iter().any(|&b| escape::needs_care(b, escape::STRING)) {
+            return None;
+        }
+        self.key(self.separator(), key)?;
+        self.fields = true;
+        self.room()?[0] = b'"';
+        self.len += 1;
+        self.text(bytes)?;
+        self.room()?[0] = b'"';
+        self.len += 1;
+        Some(())
+    }
+
+    /// Gives up on the line: the general path writes it.
+    pub(crate) fn give_up(&mut self) {
+        self.ok = false;
+    }
+
+    /// Ends the line with its timestamp; the whole line, or `None` when the
+    /// general path must write it.
+    #[inline]
+    pub(crate) fn finish(&mut self, time: Timestamp) -> Option<&[u8]> {
+        if !self.ok || !self.fields {
+            return None;
+        }
+        self.room()?[0] = b' ';
+        self.len += 1;
+        self.signed(time.as_nanos())?;
+        self.room()?[0] = b'\n';
+        self.len += 1;
+        self.bytes.get(..self.len)
+    }
+}
+
+/// How many decimal digits `n` has (one for zero).
+#[inline]
+fn digit_count(mut n: u64) -> usize {
+    let mut digits = 1;
+    while n >= 10_000 {
+        n /= 10_000;
+        digits += 4;
+    }
+    if n >= 1000 {
+        digits + 3
+    } else if n >= 100 {
+        digits + 2
+    } else if n >= 10 {
+        digits + 1
+    } else {
+        digits
+    }
+}
+
+/// Writes the last `count` digits of `n` (with leading zeros) so that they
+/// end at `end`.
+#[inline]
+fn write_digits(out: &mut [u8; BLOCK], end: usize, mut n: u64, count: usize) {
+    let mut at = end;
+    let stop = end.saturating_sub(count);
+    while at >= stop + 2 {
+        let pair = DIGIT_PAIRS[(n % 100) as usize];
+        n /= 100;
+        at -= 2;
+        if let Some(slot) = out.get_mut(at..at + 2) {
+            slot.copy_from_slice(&pair);
+        }
+    }
+    if at > stop {
+        if let Some(slot) = out.get_mut(at - 1) {
+            *slot = b'0' + (n % 10) as u8;
+        }
+    }
+}
+
+/// Writes `m · 10^-decimals` with at least one digit before the point and,
+/// with no decimals, `.0` after it; returns the length.
+#[inline]
+fn decimal(out: &mut [u8; BLOCK], m: u64, decimals: usize, negative: bool) -> usize {
+    let sign = usize::from(negative);
+    out[0] = b'-';
+    let digits = digit_count(m).max(decimals + 1);
+    let whole = digits - decimals;
+    if decimals == 0 {
+        write_digits(out, sign + whole, m, whole);
+        out[sign + whole] = b'.';
+        out[sign + whole + 1] = b'0';
+        return sign + whole + 2;
+    }
+    let scale = [1, 10, 100, 1000][decimals];
+    write_digits(out, sign + whole, m / scale, whole);
+    out[sign + whole] = b'.';
+    write_digits(out, sign + whole + 1 + decimals, m % scale, decimals);
+    sign + whole + 1 + decimals
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::encode::number;
+
+    fn staged(value: f64) -> Option<Vec<u8>> {
+        let mut out = [0; BLOCK];
+        let magnitude = value.abs();
+        if magnitude.is_nan() || magnitude >= 1_073_741_824.0 {
+            return None;
+        }
+        for (decimals, &scale) in POW10.iter().enumerate() {
+            let m = (magnitude * scale + 0.5) as u64;
+            if m as f64 / scale == magnitude {
+                let n = decimal(&mut out, m, decimals, value.is_sign_negative());
+                return Some(out[..n].to_vec());
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn digits_are_counted_and_written() {
+        for n in [0, 9, 10, 99, 100, 12_345, 99_999_999, u64::MAX] {
+            assert_eq!(digit_count(n), n.to_string().len());
+            let mut out = [b'x'; BLOCK];
+            let count = digit_count(n);
+            write_digits(&mut out, count, n, count);
+            assert_eq!(&out[..count], n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn plain_names_are_those_needing_no_escape() {
+        for text in ["", "rabat", "lamp-rabat-00017", "été-7", "abcdefghijklmnop"] {
+            assert!(plain_name(text.as_bytes()), "{text}");
+        }
+        for text in [
+            "a b",
+            "a,b",
+            "a=b",
+            "a\\",
+            "abcdefgh\x7f",
+            "abcdefghi\n",
+            "\t",
+        ] {
+            assert!(!plain_name(text.as_bytes()), "{text:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn short_decimals_are_written_as_the_general_path_writes_them(
+            m in any::<i64>(),
+            decimals in 0..5i32,
+            magnitude in 0..36u32,
+        ) {
+            let m = m % (1_i64 << magnitude).max(1);
+            let value = m as f64 / 10f64.powi(decimals);
+            if let Some(got) = staged(value) {
+                let mut want = Vec::new();
+                number::float(&mut want, value);
+                prop_assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+            }
+        }
+
+        #[test]
+        fn plain_names_need_no_escape(text in r"[a-c\\,= \n\x7fé-]{0,20}") {
+            let mut escaped = Vec::new();
+            escape::name(&mut escaped, &text, escape::KEY);
+            let plain = escaped == text.as_bytes() && !text.ends_with('\\');
+            prop_assert_eq!(plain_name(text.as_bytes()), plain && !text.contains('\\'));
+        }
+    }
+}
