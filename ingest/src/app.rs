@@ -18,6 +18,8 @@ use crate::mqtt::{DeadLetterPublisher, Source};
 use crate::process::{self, Pace, Processor};
 use crate::wal::{self, Log, WalStage};
 
+/// Batches between the write-ahead log and the processor.
+const WAL_TO_PROCESSOR: usize = 8;
 /// Room for dead letters between the stages and their publisher.
 const DEAD_LETTER_CHANNEL: usize = 1024;
 /// How long the dead-letter publisher may take to send what is left at shutdown.
@@ -165,7 +167,10 @@ pub async fn run_with(
                     tracing::warn!(error = %e, "window state not restored from the checkpoint; windows start empty");
                 }
             }
-            let (to_processor, processor_rx) = mpsc::channel(cfg.pipeline.channel_batches);
+            // The log is the buffer: past it, a short channel is enough to
+            // keep the processor busy, and keeps what is held in memory small.
+            let (to_processor, processor_rx) =
+                mpsc::channel(cfg.pipeline.channel_batches.min(WAL_TO_PROCESSOR));
             let (ack_tx, ack_rx) = mpsc::unbounded_channel();
             let (cp_tx, cp_rx) = mpsc::unbounded_channel();
             durable_acks = Some(ack_rx);

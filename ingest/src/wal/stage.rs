@@ -23,6 +23,8 @@ use crate::mqtt::Acks;
 const REPLAY_BATCH: usize = 512;
 /// Most messages in one group commit.
 const GROUP_MESSAGES: usize = 16_384;
+/// Most bytes in one group commit.
+const GROUP_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The channels of the stage.
 #[derive(Debug)]
@@ -148,7 +150,10 @@ impl WalStage {
                     Some(first) => {
                         // Everything waiting goes into one commit, up to the
                         // room left under the limit (the first batch always).
-                        let room = self.max_bytes.saturating_sub(self.log().bytes());
+                        let room = self
+                            .max_bytes
+                            .saturating_sub(self.log().bytes())
+                            .min(GROUP_BYTES);
                         let mut bytes = batch_bytes(&first);
                         let mut count = first.messages.len();
                         let mut batches = vec![first];
