@@ -13,7 +13,7 @@ use schemas::Timestamp;
 
 use super::key::WindowKey;
 use super::WindowConfig;
-use crate::encode::{DynLine, EncodeError, LineWriter, Name};
+use crate::encode::{DynLine, EncodeError, LineWriter, Name, Stage};
 use crate::point::{FieldValue, Point};
 
 /// What a window writes itself to: all its tags, then its fields.
@@ -69,6 +69,41 @@ impl Out for DynLine<'_, '_> {
     }
 }
 
+/// The common line, staged: a key given as text makes it give up, and the
+/// line is then written by [`DynLine`].
+impl Out for Stage {
+    fn tag(&mut self, key: impl Into<Name>, value: &str) {
+        match key.into() {
+            Name::Prepared(key) => Stage::tag(self, key, value),
+            Name::Text(_) => self.give_up(),
+        }
+    }
+    fn float(&mut self, key: impl Into<Name>, value: f64) {
+        match key.into() {
+            Name::Prepared(key) => Stage::float(self, key, value),
+            Name::Text(_) => self.give_up(),
+        }
+    }
+    fn integer(&mut self, key: impl Into<Name>, value: i64) {
+        match key.into() {
+            Name::Prepared(key) => Stage::integer(self, key, value),
+            Name::Text(_) => self.give_up(),
+        }
+    }
+    fn boolean(&mut self, key: impl Into<Name>, value: bool) {
+        match key.into() {
+            Name::Prepared(key) => Stage::boolean(self, key, value),
+            Name::Text(_) => self.give_up(),
+        }
+    }
+    fn string(&mut self, key: impl Into<Name>, value: &'static str) {
+        match key.into() {
+            Name::Prepared(key) => Stage::string(self, key, value),
+            Name::Text(_) => self.give_up(),
+        }
+    }
+}
+
 /// What a window writes to [`Out`].
 pub(crate) trait Write {
     /// Writes the window's tags, then its fields.
@@ -102,11 +137,24 @@ impl Emit for Vec<Point> {
     }
 }
 
-/// Lines written straight into a buffer, and why any was not.
+/// Lines written straight into a buffer, and why any was not. Each line is
+/// staged first ([`Stage`]); one the stage gives up on is written again by
+/// the general path.
 #[derive(Debug)]
 pub(crate) struct Lines<'b, 'e> {
     pub(crate) writer: LineWriter<'b>,
     pub(crate) errors: &'e mut Vec<EncodeError>,
+    pub(crate) stage: Box<Stage>,
+}
+
+impl<'b, 'e> Lines<'b, 'e> {
+    pub(crate) fn new(out: &'b mut Vec<u8>, errors: &'e mut Vec<EncodeError>) -> Self {
+        Self {
+            writer: LineWriter::new(out),
+            errors,
+            stage: Box::default(),
+        }
+    }
 }
 
 impl Emit for Lines<'_, '_> {
@@ -118,10 +166,17 @@ impl Emit for Lines<'_, '_> {
         config: &WindowConfig,
         window: &A,
     ) {
+        let time = Timestamp::from_nanos(start);
+        self.stage.start(measurement);
+        window.write(key, config, &mut *self.stage);
+        if let Some(line) = self.stage.finish(time) {
+            self.writer.append_line(line);
+            return;
+        }
         let written = self.writer.line(measurement).and_then(|line| {
             let mut line = DynLine::new(line);
             window.write(key, config, &mut line);
-            line.finish(Timestamp::from_nanos(start))
+            line.finish(time)
         });
         if let Err(e) = written {
             self.errors.push(e);

@@ -70,7 +70,7 @@ use self::emit::{Emit, Lines};
 use self::rollup::CommuneRollup;
 pub use self::snapshot::{SnapshotError, SNAPSHOT_VERSION};
 use self::table::{KeyRef, Table};
-use crate::encode::{EncodeError, LineWriter};
+use crate::encode::EncodeError;
 use crate::point::Point;
 
 /// How windows are cut and bounded.
@@ -335,10 +335,7 @@ impl Windows {
     /// be written (such a point is left out, as `encode_point` leaves it).
     pub fn drain_encoded(&mut self, out: &mut Vec<u8>) -> Vec<EncodeError> {
         let mut errors = Vec::new();
-        let mut lines = Lines {
-            writer: LineWriter::new(out),
-            errors: &mut errors,
-        };
+        let mut lines = Lines::new(out, &mut errors);
         self.drain_into(&mut lines);
         drop(lines);
         errors
@@ -371,10 +368,7 @@ impl Windows {
     /// does.
     pub fn flush_all_encoded(&mut self, out: &mut Vec<u8>) -> Vec<EncodeError> {
         let mut errors = Vec::new();
-        let mut lines = Lines {
-            writer: LineWriter::new(out),
-            errors: &mut errors,
-        };
+        let mut lines = Lines::new(out, &mut errors);
         self.flush_into(&mut lines);
         drop(lines);
         errors
