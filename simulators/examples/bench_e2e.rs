@@ -163,6 +163,12 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let (cpu0, _) = usage(pid)?;
+    // The machine's other tenants, over the same interval.
+    let others = [("mosquitto", broker.pid()), ("VictoriaMetrics", vm.pid())];
+    let others0: Vec<f64> = others
+        .iter()
+        .map(|(_, p)| p.and_then(|p| usage(p).ok()).map_or(0.0, |u| u.0))
+        .collect();
     let status = tokio::task::spawn_blocking(move || load.wait()).await??;
     if !status.success() {
         bail!("simulate load failed");
@@ -187,6 +193,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let elapsed = started.elapsed();
     let (cpu1, rss_kb) = usage(pid)?;
+    let others1: Vec<f64> = others
+        .iter()
+        .map(|(_, p)| p.and_then(|p| usage(p).ok()).map_or(0.0, |u| u.0))
+        .collect();
     vm.flush().await?;
     let queryable = vm
         .export_matching(
@@ -224,6 +234,16 @@ async fn main() -> anyhow::Result<()> {
         cpu / target * 1e6
     );
     println!("service peak RSS:      {:.1} MB", rss_kb as f64 / 1024.0);
+    let wall = elapsed.as_secs_f64();
+    println!("service cores:         {:.2}", cpu / wall);
+    for (i, (name, _)) in others.iter().enumerate() {
+        let used = others1[i] - others0[i];
+        println!(
+            "{:<22} {used:.2} s CPU = {:.2} cores",
+            format!("{name}:"),
+            used / wall
+        );
+    }
     if rejected > 0.0 {
         println!("rejected (first reason line): {rejected}");
     }

@@ -69,6 +69,11 @@ impl Mosquitto {
         self.process.dir()
     }
 
+    /// The process id of the broker, while it runs (to read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
     /// Whether the broker process is running.
     pub fn is_running(&mut self) -> bool {
         self.process.is_running()

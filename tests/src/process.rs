@@ -167,6 +167,11 @@ impl ServerProcess {
         self.dir.path()
     }
 
+    /// The process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process is running (it has not been stopped, killed, or exited
     /// on its own).
     pub(crate) fn is_running(&mut self) -> bool {

@@ -153,6 +153,11 @@ impl VictoriaMetrics {
         self.process.dir()
     }
 
+    /// The process id of the database, while it runs (to read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
     /// Whether the server process is running.
     pub fn is_running(&mut self) -> bool {
         self.process.is_running()
