@@ -6,7 +6,8 @@ use std::time::Duration;
 use processors::encode::encode_reading;
 use processors::window::{WindowStats, Windows};
 use schemas::decode::Decoder;
-use schemas::{Applications, Reading, Timestamp};
+use prometheus_client::metrics::counter::Counter;
+use schemas::{Applications, Domain, Format, Reading, Timestamp};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,48 @@ pub struct Processor {
     image_hint: usize,
     /// Held by every checkpoint in flight.
     alive: std::sync::Arc<()>,
+    /// `messages_decoded` by format and `readings` by domain, looked up once
+    /// rather than per message.
+    counters: Counters,
+}
+
+/// Counter handles of the hot path.
+#[derive(Debug)]
+struct Counters {
+    decoded: [Counter; 4],
+    readings: [Counter; 3],
+}
+
+impl Counters {
+    fn new(m: &Metrics) -> Self {
+        Self {
+            decoded: [
+                Format::Native,
+                Format::Senml,
+                Format::TheThingsStack,
+                Format::ChirpStack,
+            ]
+            .map(|f| m.decoded(f)),
+            readings: Domain::ALL.map(|d| m.domain_readings(d)),
+        }
+    }
+
+    fn decoded(&self, format: Format) -> &Counter {
+        &self.decoded[match format {
+            Format::Native => 0,
+            Format::Senml => 1,
+            Format::TheThingsStack => 2,
+            Format::ChirpStack => 3,
+        }]
+    }
+
+    fn readings(&self, domain: Domain) -> &Counter {
+        &self.readings[match domain {
+            Domain::Lighting => 0,
+            Domain::Waste => 1,
+            Domain::Traffic => 2,
+        }]
+    }
 }
 
 impl Processor {
@@ -41,12 +84,13 @@ impl Processor {
                 .windows
                 .enabled
                 .then(|| Windows::new(cfg.windows.to_processor())),
-            metrics,
             readings: Vec::with_capacity(16),
             stats: WindowStats::default(),
             observer: None,
             image_hint: 0,
             alive: std::sync::Arc::new(()),
+            counters: Counters::new(&metrics),
+            metrics,
         })
     }
 
@@ -109,7 +153,7 @@ impl Processor {
                 if let Some(live) = live.as_mut() {
                     live.decoded();
                 }
-                self.metrics.decoded(decoded.format).inc();
+                self.counters.decoded(decoded.format).inc();
                 if decoded.unknown_keys > 0 {
                     self.metrics
                         .unknown_keys
@@ -138,7 +182,7 @@ impl Processor {
             }
         }
         for reading in self.readings.drain(..) {
-            self.metrics.domain_readings(reading.domain).inc();
+            self.counters.readings(reading.domain).inc();
             if let Some(live) = live.as_mut() {
                 live.reading(&reading);
             }
@@ -181,12 +225,21 @@ impl Processor {
             return;
         };
         let start = out.buf.len();
-        for e in write(w, &mut out.buf) {
+        let before = w.stats().points_emitted;
+        let errors = write(w, &mut out.buf);
+        for e in &errors {
             tracing::error!(error = %e, "a window point cannot be encoded");
         }
-        // A few lines per batch: a dependency for counting them is not worth it.
+        // Every point emitted is one line, unless it could not be encoded.
+        let lines =
+            usize::try_from(w.stats().points_emitted - before).unwrap_or(usize::MAX) - errors.len();
         #[allow(clippy::naive_bytecount)]
-        let lines = out.buf[start..].iter().filter(|b| **b == b'\n').count();
+        {
+            debug_assert_eq!(
+                lines,
+                out.buf[start..].iter().filter(|b| **b == b'\n').count()
+            );
+        }
         out.windows += lines;
         self.publish_window_stats();
     }

@@ -1,6 +1,11 @@
 //! The outgoing buffer: incoming [`LineBatch`]es are appended until the
 //! buffer reaches a limit, then taken out as chunks of at most
 //! `max_lines` lines and `max_bytes` bytes, cut at line ends.
+//!
+//! Incoming batches are whole lines and say how many: a chunk takes whole
+//! batches without looking at their bytes, and scans only the batch it cuts
+//! through. A chunk finds its line starts only if it has to be split (a
+//! database refusing some of its lines).
 
 use std::collections::VecDeque;
 
@@ -29,6 +34,8 @@ pub struct Pending {
 struct Segment {
     /// Lines of this batch not yet taken.
     left: usize,
+    /// Bytes of this batch not yet taken.
+    bytes: usize,
     raw: usize,
     windows: usize,
     /// Its checkpoint, handed on once the batch is written whole.
@@ -49,8 +56,11 @@ pub struct Kinds {
 pub struct Chunk {
     /// Whole lines, each ending in `\n`.
     pub body: Bytes,
-    /// Start of each line in `body`, plus `body.len()` at the end.
-    pub starts: Vec<usize>,
+    /// Lines in `body`.
+    lines: usize,
+    /// Start of each line in `body`, plus `body.len()` at the end; found
+    /// when first needed.
+    starts: std::cell::OnceCell<Vec<usize>>,
     /// Kinds of the lines of the incoming batches this chunk completed.
     pub completed: Kinds,
     /// The latest checkpoint of the incoming batches this chunk completed:
@@ -59,15 +69,40 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// A chunk of whole lines.
+    pub fn new(body: Bytes, lines: usize) -> Self {
+        Self {
+            body,
+            lines,
+            starts: std::cell::OnceCell::new(),
+            completed: Kinds::default(),
+            checkpoint: None,
+        }
+    }
+
     /// Lines in the chunk.
     pub fn lines(&self) -> usize {
-        self.starts.len().saturating_sub(1)
+        self.lines
     }
 
     /// The lines `range` as one body.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Bytes {
-        self.body
-            .slice(self.starts[range.start]..self.starts[range.end])
+        if range.start == 0 && range.end == self.lines {
+            return self.body.clone();
+        }
+        let starts = self.starts.get_or_init(|| {
+            let mut starts = Vec::with_capacity(self.lines + 1);
+            starts.push(0);
+            starts.extend(
+                self.body
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b == b'\n')
+                    .map(|(i, _)| i + 1),
+            );
+            starts
+        });
+        self.body.slice(starts[range.start]..starts[range.end])
     }
 }
 
@@ -104,7 +139,14 @@ impl Pending {
         if self.oldest.is_none() {
             self.oldest = Some(Instant::now());
         }
-        let lines = count_lines(&batch.buf);
+        let lines = match batch.lines() {
+            0 => count_lines(&batch.buf),
+            n => {
+                debug_assert_eq!(n, count_lines(&batch.buf), "a batch miscounts its lines");
+                n
+            }
+        };
+        let before = self.buf.len();
         if self.buf.is_empty() {
             self.buf = batch.buf;
         } else {
@@ -116,6 +158,7 @@ impl Pending {
         self.lines += lines;
         self.segments.push_back(Segment {
             left: lines,
+            bytes: self.buf.len() - before,
             raw: batch.raw,
             windows: batch.windows,
             checkpoint: batch.checkpoint,
@@ -154,53 +197,77 @@ impl Pending {
         if self.buf.is_empty() {
             return None;
         }
-        let mut starts = vec![0];
-        let mut end = 0;
-        for (i, byte) in self.buf.iter().enumerate() {
-            if *byte != b'\n' {
-                continue;
-            }
-            let next = i + 1;
-            if next > self.max_bytes && starts.len() > 1 {
+        // Whole batches while they fit.
+        let (mut lines, mut end, mut whole) = (0, 0, 0);
+        for seg in &self.segments {
+            if lines + seg.left > self.max_lines || end + seg.bytes > self.max_bytes {
                 break;
             }
-            starts.push(next);
-            end = next;
-            if starts.len() > self.max_lines || end >= self.max_bytes {
-                break;
+            lines += seg.left;
+            end += seg.bytes;
+            whole += 1;
+        }
+        // Then lines of the next batch, found by scanning it alone.
+        let mut cut = (0, 0);
+        if let Some(seg) = self.segments.get(whole) {
+            if lines < self.max_lines && end < self.max_bytes {
+                for (i, byte) in self.buf[end..end + seg.bytes].iter().enumerate() {
+                    if *byte != b'\n' {
+                        continue;
+                    }
+                    let next = end + i + 1;
+                    if next > self.max_bytes && lines + cut.0 > 0 {
+                        break;
+                    }
+                    cut = (cut.0 + 1, i + 1);
+                    if lines + cut.0 >= self.max_lines || next >= self.max_bytes {
+                        break;
+                    }
+                }
             }
         }
-        let taken = starts.len() - 1;
-        let body = Bytes::from(self.buf.drain(..end).collect::<Vec<u8>>());
-        self.lines -= taken;
-        let (completed, checkpoint) = self.consume(taken);
+        lines += cut.0;
+        end += cut.1;
+        let body = if end == self.buf.len() {
+            std::mem::take(&mut self.buf)
+        } else {
+            let rest = self.buf.split_off(end);
+            std::mem::replace(&mut self.buf, rest)
+        };
+        self.lines -= lines;
+        let (completed, checkpoint) = self.consume(whole, cut);
         if self.buf.is_empty() {
             self.oldest = None;
         }
-        Some(Chunk {
-            body,
-            starts,
-            completed,
-            checkpoint,
-        })
+        let mut chunk = Chunk::new(Bytes::from(body), lines);
+        chunk.completed = completed;
+        chunk.checkpoint = checkpoint;
+        Some(chunk)
     }
 
-    fn consume(&mut self, mut taken: usize) -> (Kinds, Option<Checkpoint>) {
+    /// Drops the `whole` batches taken, and `cut` (lines, bytes) of the next.
+    fn consume(&mut self, whole: usize, cut: (usize, usize)) -> (Kinds, Option<Checkpoint>) {
         let mut kinds = Kinds::default();
         let mut checkpoint = None;
-        while let Some(front) = self.segments.front_mut() {
-            let n = front.left.min(taken);
-            front.left -= n;
-            taken -= n;
-            if front.left > 0 {
-                break;
-            }
-            kinds.raw += front.raw;
-            kinds.windows += front.windows;
-            if let Some(c) = front.checkpoint.take() {
+        for mut seg in self.segments.drain(..whole) {
+            kinds.raw += seg.raw;
+            kinds.windows += seg.windows;
+            if let Some(c) = seg.checkpoint.take() {
                 checkpoint = Some(c);
             }
-            self.segments.pop_front();
+        }
+        if let Some(front) = self.segments.front_mut() {
+            front.left -= cut.0;
+            front.bytes -= cut.1;
+            // A batch of one line too long for a chunk is taken whole here.
+            if front.left == 0 {
+                kinds.raw += front.raw;
+                kinds.windows += front.windows;
+                if let Some(c) = front.checkpoint.take() {
+                    checkpoint = Some(c);
+                }
+                self.segments.pop_front();
+            }
         }
         (kinds, checkpoint)
     }
@@ -332,6 +399,58 @@ mod tests {
             ..LineBatch::default()
         };
         assert_eq!(p.push(empty), Some(at(6)));
+    }
+
+    /// Chunks taken from any sequence of batches under any limits hold the
+    /// same bytes in the same order, respect the limits (a line too long
+    /// goes alone), count their lines right, and slice into their lines.
+    #[test]
+    fn chunks_are_the_input_cut_at_line_ends_within_the_limits() {
+        use rand::{Rng as _, SeedableRng as _};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(20_261_129);
+        for case in 0..300 {
+            let max_lines = rng.random_range(1..12);
+            let max_bytes = rng.random_range(1..200);
+            let mut p = Pending::new(&cfg(max_lines, max_bytes));
+            let (mut input, mut output, mut raw_in, mut raw_out) = (Vec::new(), Vec::new(), 0, 0);
+            for _ in 0..rng.random_range(1..10) {
+                let n = rng.random_range(1..8);
+                let lines: Vec<String> = (0..n)
+                    .map(|_| "x".repeat(rng.random_range(1..60)))
+                    .collect();
+                let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+                let raw = rng.random_range(0..=n);
+                raw_in += raw;
+                let b = batch(&refs, raw);
+                input.extend_from_slice(&b.buf);
+                p.push(b);
+                while rng.random_bool(0.3) {
+                    let Some(c) = p.take() else { break };
+                    raw_out += check(&c, max_lines, max_bytes, case);
+                    output.extend_from_slice(&c.body);
+                }
+            }
+            while let Some(c) = p.take() {
+                raw_out += check(&c, max_lines, max_bytes, case);
+                output.extend_from_slice(&c.body);
+            }
+            assert_eq!(output, input, "case {case}");
+            assert_eq!(raw_out, raw_in, "case {case}");
+            assert_eq!(p.lines(), 0);
+        }
+    }
+
+    fn check(c: &Chunk, max_lines: usize, max_bytes: usize, case: usize) -> usize {
+        let text = String::from_utf8(c.body.to_vec()).expect("UTF-8");
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        assert_eq!(c.lines(), lines.len(), "case {case}");
+        assert!(c.lines() >= 1 && c.lines() <= max_lines, "case {case}");
+        assert!(c.body.len() <= max_bytes || c.lines() == 1, "case {case}");
+        for (i, line) in lines.iter().enumerate() {
+            assert_eq!(c.slice(i..i + 1), line.as_bytes(), "case {case}");
+        }
+        assert_eq!(c.slice(0..c.lines()), c.body);
+        c.completed.raw
     }
 
     #[tokio::test(start_paused = true)]
