@@ -368,6 +368,71 @@ fn watch(
     })
 }
 
+/// The log's limit in the tests that reach it.
+const TINY_LOG: u64 = 256 * 1024;
+
+impl Peaks {
+    /// The log stayed within its limit (plus one source batch) and memory
+    /// within its bound.
+    fn assert_bounded(&self) {
+        let max_bytes = TINY_LOG as f64;
+        assert!(
+            self.wal_bytes <= max_bytes + OVERSHOOT,
+            "the log grew to {} bytes past its limit of {max_bytes}",
+            self.wal_bytes
+        );
+        assert!(
+            self.rss_kb > 0 && self.rss_kb < RSS_BOUND_KB,
+            "peak RSS {} kB",
+            self.rss_kb
+        );
+    }
+}
+
+/// The service as the built binary with a tiny log, watched from its start.
+struct Watched {
+    process: Arc<std::sync::Mutex<Process>>,
+    stop: Arc<AtomicBool>,
+    watcher: JoinHandle<anyhow::Result<Peaks>>,
+    http: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Watched {
+    /// Starts the service with `cfg` and a log of [`TINY_LOG`] bytes, and
+    /// waits until it takes messages.
+    async fn start(broker: &Mosquitto, mut cfg: Config) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        cfg.wal.dir = dir.path().join("wal");
+        cfg.wal.max_bytes = TINY_LOG;
+        cfg.wal.segment_bytes = TINY_LOG / 8;
+        cfg.pipeline.source_batch = SOURCE_BATCH;
+        let http = cfg.http.listen;
+        let process = spawn_binary(&cfg, dir.path(), "ingest")?;
+        wait_ready(broker.host(), broker.port())
+            .await
+            .with_context(|| process.log())?;
+        let process = Arc::new(std::sync::Mutex::new(process));
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = watch(Arc::clone(&process), http, Arc::clone(&stop));
+        Ok(Self {
+            process,
+            stop,
+            watcher,
+            http,
+            _dir: dir,
+        })
+    }
+
+    /// Stops watching: the peaks seen, and the service's log.
+    async fn finish(self) -> anyhow::Result<(Peaks, String)> {
+        self.stop.store(true, Ordering::Relaxed);
+        let peaks = self.watcher.await??;
+        let log = self.process.lock().map(|p| p.log()).unwrap_or_default();
+        Ok((peaks, log))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_log_holds_back_the_broker_and_loses_nothing() -> anyhow::Result<()> {
     let _one = SERIAL.lock().await;
@@ -377,22 +442,10 @@ async fn a_tiny_log_holds_back_the_broker_and_loses_nothing() -> anyhow::Result<
     };
     anyhow::ensure!(binary_built.is_file());
     tokio::time::timeout(FAULT_TEST, async {
-        let dir = tempfile::tempdir()?;
         let mut cfg = config(&broker)?;
         to_influx1(&mut cfg, &db);
-        cfg.wal.dir = dir.path().join("wal");
-        cfg.wal.max_bytes = 256 * 1024;
-        cfg.wal.segment_bytes = 32 * 1024;
-        cfg.pipeline.source_batch = SOURCE_BATCH;
-        let max_bytes = cfg.wal.max_bytes as f64;
-        let http = cfg.http.listen;
-        let process = spawn_binary(&cfg, dir.path(), "ingest")?;
-        wait_ready(broker.host(), broker.port())
-            .await
-            .with_context(|| process.log())?;
-        let process = Arc::new(std::sync::Mutex::new(process));
-        let stop = Arc::new(AtomicBool::new(false));
-        let watcher = watch(Arc::clone(&process), http, Arc::clone(&stop));
+        let service = Watched::start(&broker, cfg).await?;
+        let http = service.http;
         let load = start_load(&broker);
         until_written(http, BEFORE_FAULT).await?;
 
@@ -419,22 +472,14 @@ async fn a_tiny_log_holds_back_the_broker_and_loses_nothing() -> anyhow::Result<
         db.start().await?;
 
         let report = check(load, &db).await;
-        stop.store(true, Ordering::Relaxed);
-        let Peaks {
-            rss_kb: rss,
-            wal_bytes: wal,
-            full,
-        } = watcher.await??;
-        let log = process.lock().map(|p| p.log()).unwrap_or_default();
+        let resumed = scrape(&client, http)
+            .await
+            .map(|m| metric(&m, "ingest_wal_full") == 0.0);
+        let (peaks, log) = service.finish().await?;
         report.with_context(|| log.clone())?;
-        assert!(full, "ingest_wal_full was never 1");
-        assert!(
-            wal <= max_bytes + OVERSHOOT,
-            "the log grew to {wal} bytes past its limit of {max_bytes}"
-        );
-        assert!(rss > 0 && rss < RSS_BOUND_KB, "peak RSS {rss} kB");
-        let m = scrape(&client, http).await?;
-        assert_eq!(metric(&m, "ingest_wal_full"), 0.0, "it resumed on its own");
+        assert!(peaks.full, "ingest_wal_full was never 1");
+        peaks.assert_bounded();
+        assert!(resumed?, "it resumed on its own");
         Ok(())
     })
     .await
@@ -492,48 +537,25 @@ async fn a_slow_database_keeps_memory_bounded_and_loses_nothing() -> anyhow::Res
     tokio::time::timeout(FAULT_TEST, async {
         let upstream: SocketAddr = format!("127.0.0.1:{}", db.port()).parse()?;
         let (proxy, proxy_task) = delaying_proxy(upstream, Duration::from_millis(400)).await?;
-        let dir = tempfile::tempdir()?;
         let mut cfg = config(&broker)?;
         to_influx1(&mut cfg, &db);
         cfg.sink.influxdb.url = format!("http://{proxy}");
         // Small batches: at two or three answers a second the sink takes
         // fewer lines than arrive.
         cfg.sink.batch.max_lines = 150;
-        cfg.wal.dir = dir.path().join("wal");
-        cfg.wal.max_bytes = 256 * 1024;
-        cfg.wal.segment_bytes = 32 * 1024;
-        cfg.pipeline.source_batch = SOURCE_BATCH;
-        let max_bytes = cfg.wal.max_bytes as f64;
-        let http = cfg.http.listen;
-        let process = spawn_binary(&cfg, dir.path(), "ingest")?;
-        wait_ready(broker.host(), broker.port())
-            .await
-            .with_context(|| process.log())?;
-        let process = Arc::new(std::sync::Mutex::new(process));
-        let stop = Arc::new(AtomicBool::new(false));
-        let watcher = watch(Arc::clone(&process), http, Arc::clone(&stop));
+        let service = Watched::start(&broker, cfg).await?;
         let load = start_load(&broker);
 
         let report = check(load, &db).await;
-        stop.store(true, Ordering::Relaxed);
-        let Peaks {
-            rss_kb: rss,
-            wal_bytes: wal,
-            full,
-        } = watcher.await??;
+        let (peaks, log) = service.finish().await?;
         proxy_task.abort();
-        let log = process.lock().map(|p| p.log()).unwrap_or_default();
         let report = report.with_context(|| log.clone())?;
         assert_eq!(report.unacknowledged, 0, "{}", report.text());
         assert!(
-            full,
+            peaks.full,
             "the slow database never held the service back: the test proves nothing"
         );
-        assert!(
-            wal <= max_bytes + OVERSHOOT,
-            "the log grew to {wal} bytes past its limit of {max_bytes}"
-        );
-        assert!(rss > 0 && rss < RSS_BOUND_KB, "peak RSS {rss} kB");
+        peaks.assert_bounded();
         Ok(())
     })
     .await
