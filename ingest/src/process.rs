@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use processors::encode::encode_reading;
 use processors::window::{WindowStats, Windows};
-use schemas::decode::Decoder;
 use prometheus_client::metrics::counter::Counter;
+use schemas::decode::Decoder;
 use schemas::{Applications, Domain, Format, Reading, Timestamp};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
