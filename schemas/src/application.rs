@@ -66,13 +66,43 @@ impl Application {
     /// How a decoded-payload key is read: a configured mapping, else the
     /// attribute of the same name with no scaling, else `None` (unknown key).
     pub fn mapping(&self, key: &str) -> Option<Mapping> {
-        self.fields.get(key).copied().or_else(|| {
-            Attribute::from_key(self.domain, key).map(|attribute| Mapping {
+        mapping(Some(&self.fields), self.domain, key)
+    }
+}
+
+fn mapping(
+    fields: Option<&HashMap<String, Mapping>>,
+    domain: Domain,
+    key: &str,
+) -> Option<Mapping> {
+    fields
+        .and_then(|fields| fields.get(key))
+        .copied()
+        .or_else(|| {
+            Attribute::from_key(domain, key).map(|attribute| Mapping {
                 attribute,
                 scale: 1.0,
                 offset: 0.0,
             })
         })
+}
+
+/// An [`Application`] as the decoders read it: borrowed from the
+/// configuration, or named by convention without a copy of its commune.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct AppRef<'a> {
+    /// Commune of its devices.
+    pub(crate) commune: &'a str,
+    /// Domain of its devices.
+    pub(crate) domain: Domain,
+    /// The configured field map, if configured.
+    fields: Option<&'a HashMap<String, Mapping>>,
+}
+
+impl AppRef<'_> {
+    /// As [`Application::mapping`].
+    pub(crate) fn mapping(&self, key: &str) -> Option<Mapping> {
+        mapping(self.fields, self.domain, key)
     }
 }
 
@@ -160,6 +190,24 @@ impl Applications {
         self.by_id.get(id)
     }
 
+    /// [`Applications::resolve`] without copying anything.
+    pub(crate) fn find<'a>(&'a self, id: &'a str) -> Option<AppRef<'a>> {
+        if let Some(app) = self.by_id.get(id) {
+            return Some(AppRef {
+                commune: &app.commune,
+                domain: app.domain,
+                fields: Some(&app.fields),
+            });
+        }
+        let (commune, domain) = id.rsplit_once('-')?;
+        let domain = Domain::parse(domain)?;
+        crate::topic::is_valid_id(commune).then_some(AppRef {
+            commune,
+            domain,
+            fields: None,
+        })
+    }
+
     /// The application of an id: the configured one, else one named by the
     /// convention `{commune}-{domain}` (e.g. `rabat-waste`) with no field map.
     pub fn resolve(&self, id: &str) -> Option<std::borrow::Cow<'_, Application>> {
@@ -209,6 +257,37 @@ mod tests {
             Some(Attribute::Temperature)
         );
         assert_eq!(app.mapping("battery_mv"), None);
+    }
+
+    #[test]
+    fn found_applications_are_those_resolved() {
+        let apps = Applications::new(&config("fillingLevel", 0.01)).expect("valid");
+        for id in [
+            "rabat-bins",
+            "rabat-waste",
+            "casablanca-lighting",
+            "sale-traffic",
+            "a-b-waste",
+            "rabat-parking",
+            "rabat",
+            "-waste",
+            "rabat bins-waste",
+        ] {
+            let found = apps.find(id);
+            let resolved = apps.resolve(id);
+            assert_eq!(found.is_some(), resolved.is_some(), "{id}");
+            let (Some(found), Some(resolved)) = (found, resolved) else {
+                continue;
+            };
+            assert_eq!(
+                (found.commune, found.domain),
+                (resolved.commune.as_str(), resolved.domain),
+                "{id}"
+            );
+            for key in ["fill_pct", "fillingLevel", "temperature", "intensity", "x"] {
+                assert_eq!(found.mapping(key), resolved.mapping(key), "{id} {key}");
+            }
+        }
     }
 
     #[test]

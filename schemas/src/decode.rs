@@ -113,6 +113,9 @@ fn decode(
     out: &mut Vec<Reading>,
 ) -> Result<(Format, u32), Fault> {
     let topic = Topic::parse(topic)?;
+    // An uplink's text, checked once to be UTF-8 by the sniffer and handed
+    // on to the decoder.
+    let mut text = None;
     let format = match payload.iter().find(|b| !b.is_ascii_whitespace()) {
         None => return Err(Fault::new(Reason::EmptyPayload, "payload is empty")),
         Some(b'[') => Format::Senml,
@@ -132,8 +135,15 @@ fn decode(
                     Outcome::Uplink(format) => format,
                 }
             }
-            Topic::TheThingsStack { .. } => sniff_object(payload, Format::TheThingsStack),
-            Topic::ChirpStack { .. } => sniff_object(payload, Format::ChirpStack),
+            Topic::TheThingsStack { .. } => {
+                text = std::str::from_utf8(payload).ok();
+                sniff_object(payload, text, Format::TheThingsStack)
+            }
+            Topic::ChirpStack { .. } => sniff_object(
+                payload,
+                std::str::from_utf8(payload).ok(),
+                Format::ChirpStack,
+            ),
         },
         Some(_) if native::is_json(payload) => {
             return Err(Fault::new(
@@ -171,7 +181,7 @@ fn decode(
                 device,
                 ..
             },
-        ) => crate::lorawan::decode_tts(payload, application, device, ctx, out)?,
+        ) => crate::lorawan::decode_tts_text(payload, text, application, device, ctx, out)?,
         (
             Format::ChirpStack,
             Topic::ChirpStack {
@@ -199,15 +209,17 @@ fn decode(
 
 /// Tells a network server's uplink from a native object by its top-level
 /// keys, stopping at the first key that decides. A broken object is handed to
-/// the decoder the topic expects, whose error then names the fault.
-fn sniff_object(payload: &[u8], expected: Format) -> Format {
-    scan_sniff(payload).unwrap_or_else(|| serde_sniff(payload, expected))
+/// the decoder the topic expects, whose error then names the fault. `text` is
+/// the payload when it is UTF-8.
+fn sniff_object(payload: &[u8], text: Option<&str>, expected: Format) -> Format {
+    text.and_then(scan_sniff)
+        .unwrap_or_else(|| serde_sniff(payload, expected))
 }
 
 /// [`sniff_object`] through the scanner of [`crate::scan`], for objects of
 /// the shape it reads (until the deciding key); `None` for anything else.
-fn scan_sniff(payload: &[u8]) -> Option<Format> {
-    let mut object = FlatObject::open(payload)?;
+fn scan_sniff(text: &str) -> Option<Format> {
+    let mut object = FlatObject::open_str(text)?;
     while let Next::Key(key) = object.next_key()? {
         if let Some(format) = native::uplink_key(key) {
             return Some(format);
@@ -300,7 +312,7 @@ mod tests {
 
         #[test]
         fn the_scanner_sniffs_as_serde_does(text in object()) {
-            if let Some(format) = scan_sniff(text.as_bytes()) {
+            if let Some(format) = scan_sniff(&text) {
                 for expected in [Format::TheThingsStack, Format::ChirpStack] {
                     prop_assert_eq!(format, serde_sniff(text.as_bytes(), expected), "{}", text);
                 }
@@ -311,9 +323,9 @@ mod tests {
     #[test]
     fn common_uplinks_are_sniffed_by_the_scanner() {
         let text = r#"{"end_device_ids": {"device_id": "d"}, "uplink_message": {}}"#;
-        assert_eq!(scan_sniff(text.as_bytes()), Some(Format::TheThingsStack));
+        assert_eq!(scan_sniff(text), Some(Format::TheThingsStack));
         let text = r#"{"deduplicationId": "x", "time": 1, "deviceInfo": {}}"#;
-        assert_eq!(scan_sniff(text.as_bytes()), Some(Format::ChirpStack));
-        assert_eq!(scan_sniff(b"{\"a\": 1}"), Some(Format::Native));
+        assert_eq!(scan_sniff(text), Some(Format::ChirpStack));
+        assert_eq!(scan_sniff("{\"a\": 1}"), Some(Format::Native));
     }
 }

@@ -38,6 +38,55 @@ fn special_bytes(word: u64) -> u64 {
     (is_quote | is_backslash | is_control) & HIGHS
 }
 
+/// Past the JSON white space (space, tab, line feed, carriage return) at `pos`.
+#[inline]
+fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// Past the string that starts at `pos` (a quote), which must hold no escape
+/// and no control character.
+#[inline]
+fn skip_string(bytes: &[u8], pos: usize) -> Option<usize> {
+    if bytes.get(pos) != Some(&b'"') {
+        return None;
+    }
+    let rest = bytes.get(pos + 1..)?;
+    let stop = string_end(rest)?;
+    (rest.get(stop) == Some(&b'"')).then_some(pos + stop + 2)
+}
+
+/// Past a key that starts at `pos` and the colon after it, to its value.
+#[inline]
+fn skip_key(bytes: &[u8], pos: usize) -> Option<usize> {
+    let pos = skip_whitespace(bytes, skip_string(bytes, pos)?);
+    if bytes.get(pos) != Some(&b':') {
+        return None;
+    }
+    Some(skip_whitespace(bytes, pos + 1))
+}
+
+/// Where the text of a string that starts `bytes` ends: at the first quote,
+/// backslash or control character, eight bytes at a time while they last.
+#[inline]
+fn string_end(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let stops = special_bytes(u64::from_le_bytes(chunk.try_into().ok()?));
+        if stops != 0 {
+            return Some(at + (stops.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = bytes.get(at..)?;
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| at + i)
+}
+
 /// Where `byte` first occurs in `bytes`, looking at eight bytes at a time.
 #[inline]
 pub(crate) fn find_byte(bytes: &[u8], byte: u8) -> Option<usize> {
@@ -192,36 +241,73 @@ impl<'a> FlatObject<'a> {
     }
 
     /// Skips a value of any kind, nested ones included, under the same rules
-    /// as the rest: no escape, numbers that convert exactly.
-    pub(crate) fn skip_value(&mut self, depth: u32) -> Option<()> {
-        match self.peek()? {
-            b'{' => {
-                // Well below `serde_json`'s own limit of nesting.
-                if depth >= 64 {
-                    return None;
+    /// as the rest: no escape, numbers that convert exactly, and at most 64
+    /// levels of nesting counting `depth`, those the value is in (well below
+    /// `serde_json`'s own limit). One loop
+    /// over the bytes, which keeps the arrays and objects it is in as bits.
+    pub(crate) fn skip_value(&mut self, mut depth: u32) -> Option<()> {
+        let bytes = self.bytes;
+        let mut pos = self.pos;
+        // How many arrays and objects the loop is in, and which are arrays:
+        // bit 0 for the innermost.
+        let mut open: u32 = 0;
+        let mut arrays: u64 = 0;
+        loop {
+            // A value starts at `pos`.
+            match *bytes.get(pos)? {
+                opening @ (b'{' | b'[') => {
+                    if depth >= 64 {
+                        return None;
+                    }
+                    let array = opening == b'[';
+                    pos = skip_whitespace(bytes, pos + 1);
+                    let empty = bytes.get(pos) == Some(if array { &b']' } else { &b'}' });
+                    if empty {
+                        pos += 1;
+                    } else {
+                        depth += 1;
+                        open += 1;
+                        arrays = arrays << 1 | u64::from(array);
+                        if !array {
+                            pos = skip_key(bytes, pos)?;
+                        }
+                        continue;
+                    }
                 }
-                let entered = self.enter(b'{')?;
-                while let Next::Key(_) = self.next_key()? {
-                    self.colon()?;
-                    self.skip_value(depth + 1)?;
+                b'"' => pos = skip_string(bytes, pos)?,
+                _ => {
+                    self.pos = pos;
+                    self.scalar()?;
+                    pos = self.pos;
                 }
-                self.leave(entered);
             }
-            b'[' => {
-                if depth >= 64 {
-                    return None;
+            // After a value: past the arrays and objects that end there, to
+            // the next value.
+            loop {
+                if open == 0 {
+                    self.pos = pos;
+                    return Some(());
                 }
-                let entered = self.enter(b'[')?;
-                while self.next_element()? {
-                    self.skip_value(depth + 1)?;
+                pos = skip_whitespace(bytes, pos);
+                let array = arrays & 1 == 1;
+                match *bytes.get(pos)? {
+                    b',' => {
+                        pos = skip_whitespace(bytes, pos + 1);
+                        if !array {
+                            pos = skip_key(bytes, pos)?;
+                        }
+                        break;
+                    }
+                    b']' if array => {}
+                    b'}' if !array => {}
+                    _ => return None,
                 }
-                self.leave(entered);
-            }
-            _ => {
-                self.scalar()?;
+                pos += 1;
+                depth -= 1;
+                open -= 1;
+                arrays >>= 1;
             }
         }
-        Some(())
     }
 
     /// A string, number, boolean or null.
@@ -253,12 +339,9 @@ impl<'a> FlatObject<'a> {
         (self.peek()? == byte).then(|| self.pos += 1)
     }
 
-    /// JSON white space: space, tab, line feed, carriage return.
     #[inline]
     fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.pos += 1;
-        }
+        self.pos = skip_whitespace(self.bytes, self.pos);
     }
 
     #[inline]
@@ -273,23 +356,7 @@ impl<'a> FlatObject<'a> {
         self.eat(b'"')?;
         let start = self.pos;
         let rest = self.bytes.get(start..)?;
-        let mut len = 0;
-        // Eight bytes at a time while they last, then one at a time.
-        let stop = loop {
-            if let Some(chunk) = rest.get(len..len + 8) {
-                let stops = special_bytes(u64::from_le_bytes(chunk.try_into().ok()?));
-                if stops != 0 {
-                    break len + (stops.trailing_zeros() / 8) as usize;
-                }
-                len += 8;
-            } else {
-                let tail = rest.get(len..)?;
-                break len
-                    + tail
-                        .iter()
-                        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-            }
-        };
+        let stop = string_end(rest)?;
         if rest.get(stop) != Some(&b'"') {
             return None;
         }
@@ -476,6 +543,138 @@ mod tests {
         ) {
             let first = bytes.iter().position(|&b| b == b'/');
             proptest::prop_assert_eq!(find_byte(&bytes, b'/'), first);
+        }
+    }
+
+    /// Where the value at the start of `text` ends, as [`FlatObject::skip_value`]
+    /// finds it.
+    fn skipped(text: &str) -> Option<usize> {
+        let mut value = FlatObject {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            first: true,
+        };
+        value.skip_value(1)?;
+        Some(value.offset())
+    }
+
+    /// JSON texts of every shape, nested up to four levels, with white
+    /// space, escapes and control characters here and there.
+    fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let whitespace = || prop_oneof![6 => Just(""), 1 => Just(" "), 1 => Just("\n ")];
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            "-?(0|[1-9][0-9]{0,3})(\\.[0-9]{1,3})?([eE][+-]?[0-9]{1,2})?",
+            "\"[a-z_ é]{0,14}\"",
+            "\"[a-z\\\\\"\t]{0,6}\"",
+        ];
+        leaf.prop_recursive(4, 40, 4, move |inner| {
+            prop_oneof![
+                (
+                    prop::collection::vec((whitespace(), inner.clone()), 0..4),
+                    whitespace()
+                )
+                    .prop_map(|(items, end)| {
+                        let items: Vec<String> = items
+                            .into_iter()
+                            .map(|(ws, v)| format!("{ws}{v}"))
+                            .collect();
+                        format!("[{}{end}]", items.join(","))
+                    }),
+                (
+                    prop::collection::vec(("\"[a-z_]{0,10}\"", whitespace(), inner), 0..4),
+                    whitespace()
+                )
+                    .prop_map(|(entries, end)| {
+                        let entries: Vec<String> = entries
+                            .into_iter()
+                            .map(|(k, ws, v)| format!("{ws}{k}{ws}:{ws}{v}"))
+                            .collect();
+                        format!("{{{}{end}}}", entries.join(","))
+                    }),
+            ]
+        })
+    }
+
+    /// A JSON text with a few bytes put in or taken out somewhere.
+    fn edited_json_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        (
+            json_text(),
+            any::<prop::sample::Index>(),
+            prop_oneof![
+                3 => Just(""),
+                1 => prop::sample::select(&[",", ":", "{", "}", "[", "]", "\"", " ", "1", "x"][..]),
+            ],
+            prop_oneof![3 => Just(0_usize), 1 => Just(1)],
+            prop_oneof![3 => Just(""), 1 => Just(", 1"), 1 => Just("}")],
+        )
+            .prop_map(|(text, at, insert, cut, after)| {
+                let at = (0..=at.index(text.len() + 1).min(text.len()))
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
+                let end = ((at + cut).min(text.len())..=text.len())
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(text.len());
+                format!("{}{insert}{}{after}", &text[..at], &text[end..])
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn skipped_values_end_where_serde_json_ends_them(text in edited_json_text()) {
+            if let Some(end) = skipped(&text) {
+                proptest::prop_assert!(
+                    serde_json::from_str::<serde::de::IgnoredAny>(&text[..end]).is_ok(),
+                    "{:?} skipped to {}",
+                    text,
+                    end
+                );
+                // Where what follows does not run on from the value.
+                let mut values = serde_json::Deserializer::from_str(&text)
+                    .into_iter::<serde::de::IgnoredAny>();
+                if let Some(Ok(_)) = values.next() {
+                    proptest::prop_assert_eq!(values.byte_offset(), end, "{:?}", text);
+                }
+            }
+        }
+    }
+
+    /// The property above proves little unless many values are skipped.
+    #[test]
+    fn edited_values_are_often_skipped() {
+        use proptest::strategy::{Strategy, ValueTree};
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = edited_json_text();
+        let mut count = 0;
+        for _ in 0..1000 {
+            let text = strategy.new_tree(&mut runner).expect("a case").current();
+            count += usize::from(skipped(&text).is_some());
+        }
+        assert!((300..950).contains(&count), "{count} of 1000 skipped");
+    }
+
+    #[test]
+    fn nesting_is_skipped_to_64_levels() {
+        for (levels, skips) in [(63, true), (64, false)] {
+            let text = format!(
+                "{}1{}",
+                "[{\"a\":".repeat(levels / 2),
+                "}]".repeat(levels / 2)
+            );
+            let text = if levels % 2 == 1 {
+                format!("[{text}]")
+            } else {
+                text
+            };
+            assert_eq!(skipped(&text).is_some(), skips, "{levels}");
         }
     }
 

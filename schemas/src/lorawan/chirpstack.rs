@@ -111,8 +111,8 @@ pub(crate) fn decode_chirpstack(
     };
     let app = ctx
         .applications
-        .resolve(application)
-        .or_else(|| application_name.and_then(|name| ctx.applications.resolve(name)))
+        .find(application)
+        .or_else(|| application_name.and_then(|name| ctx.applications.find(name)))
         .ok_or_else(|| {
             unknown_application(&match application_name {
                 Some(name) => format!("{application:?} (applicationName {name:?})"),
@@ -122,7 +122,7 @@ pub(crate) fn decode_chirpstack(
     Uplink {
         server: Server::ChirpStack,
         application,
-        app: &app,
+        app,
         device,
         payload: event.object.map(|raw| raw.0),
         times: [event.time.as_ref().map(|t| ("time", t)), None],

@@ -25,7 +25,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::application::Application;
+use crate::application::AppRef;
 use crate::attribute::Attribute;
 use crate::context::Context;
 use crate::json::{parse_fault, value_fault, wrong_type, Scalar};
@@ -34,7 +34,9 @@ use crate::rejection::{Fault, Reason};
 use crate::time::parse_rfc3339;
 
 pub(crate) use chirpstack::decode_chirpstack;
+#[cfg(test)]
 pub(crate) use tts::decode_tts;
+pub(crate) use tts::decode_tts_text;
 
 /// Parses an envelope. Valid UTF-8 (nearly every payload) is parsed as text,
 /// which spares the parser a second UTF-8 check of every key and string it
@@ -385,7 +387,7 @@ struct Uplink<'u> {
     server: Server,
     /// The application id, for messages.
     application: &'u str,
-    app: &'u Application,
+    app: AppRef<'u>,
     device: &'u str,
     /// The decoded payload's JSON text.
     payload: Option<&'u str>,
@@ -409,7 +411,7 @@ impl Uplink<'_> {
                 ),
             ));
         };
-        let decoded = payload::walk(raw, payload_key, self.app)?;
+        let decoded = payload::walk(raw, payload_key, &self.app)?;
         if decoded.values.is_empty() {
             return Err(Fault::new(
                 Reason::NoMeasurements,
@@ -441,7 +443,7 @@ impl Uplink<'_> {
         if let Some(signal) = self.radio {
             signal.record(&mut values)?;
         }
-        let mut reading = Reading::new(self.app.domain, &self.app.commune, self.device, time);
+        let mut reading = Reading::new(self.app.domain, self.app.commune, self.device, time);
         reading.time_source = time_source;
         reading.lane = decoded.lane;
         reading.period_s = period_s;

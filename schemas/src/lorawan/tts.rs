@@ -79,9 +79,8 @@ impl Gateway for RxMetadata<'_> {
     }
 }
 
-/// Decodes an uplink of `v3/{application}[@{tenant}]/devices/{device}/up` into
-/// one reading appended to `out`; returns how many decoded-payload keys map to
-/// no attribute. On error nothing is appended.
+/// [`decode_tts_text`] for a payload whose text is not checked yet.
+#[cfg(test)]
 pub(crate) fn decode_tts(
     payload: &[u8],
     application: &str,
@@ -89,7 +88,23 @@ pub(crate) fn decode_tts(
     ctx: &Context<'_>,
     out: &mut Vec<Reading>,
 ) -> Result<u32, Fault> {
-    let scanned = std::str::from_utf8(payload).ok().and_then(scan_envelope);
+    let text = std::str::from_utf8(payload).ok();
+    decode_tts_text(payload, text, application, device, ctx, out)
+}
+
+/// Decodes an uplink of `v3/{application}[@{tenant}]/devices/{device}/up` into
+/// one reading appended to `out`; returns how many decoded-payload keys map to
+/// no attribute. On error nothing is appended. `text` is the payload when it
+/// is UTF-8, as the format sniffer found.
+pub(crate) fn decode_tts_text(
+    payload: &[u8],
+    text: Option<&str>,
+    application: &str,
+    device: &str,
+    ctx: &Context<'_>,
+    out: &mut Vec<Reading>,
+) -> Result<u32, Fault> {
+    let scanned = text.and_then(scan_envelope);
     let envelope = match scanned {
         Some(envelope) => envelope,
         None => match parse::<Obj<Envelope<'_>>>(payload)? {
@@ -124,7 +139,7 @@ pub(crate) fn decode_tts(
     }
     let app = ctx
         .applications
-        .resolve(application)
+        .find(application)
         .ok_or_else(|| unknown_application(&format!("{application:?}")))?;
     let uplink = envelope.uplink_message.get("uplink_message")?;
     let radio = match uplink {
@@ -134,7 +149,7 @@ pub(crate) fn decode_tts(
     Uplink {
         server: Server::TheThingsStack,
         application,
-        app: &app,
+        app,
         device: id,
         payload: uplink.and_then(|u| u.decoded_payload).map(|raw| raw.0),
         times: [
