@@ -127,7 +127,19 @@ pub struct Metrics {
     pub wal_checkpoints: Counter,
     /// Torn or corrupt tails cut off at start.
     pub wal_truncations: Counter,
+    /// The series of `messages_decoded` by format and of `readings` by
+    /// domain, looked up once: they are counted on every message.
+    decoded_by_format: [Counter; 4],
+    readings_by_domain: [Counter; 3],
 }
+
+/// Every wire format, in the order of `Metrics::decoded_by_format`.
+const FORMATS: [Format; 4] = [
+    Format::Native,
+    Format::Senml,
+    Format::TheThingsStack,
+    Format::ChirpStack,
+];
 
 impl Metrics {
     /// Creates every metric and registers it.
@@ -165,6 +177,8 @@ impl Metrics {
             wal_replayed: Counter::default(),
             wal_checkpoints: Counter::default(),
             wal_truncations: Counter::default(),
+            decoded_by_format: Default::default(),
+            readings_by_domain: Default::default(),
         };
         let r = registry.sub_registry_with_prefix("ingest");
         r.register(
@@ -321,21 +335,21 @@ impl Metrics {
         for reason in Reason::ALL {
             m.rejected(*reason);
         }
-        for format in [
-            Format::Native,
-            Format::Senml,
-            Format::TheThingsStack,
-            Format::ChirpStack,
-        ] {
-            let _ = m.messages_decoded.get_or_create(&FormatLabel {
-                format: format.as_str(),
-            });
-        }
-        for domain in Domain::ALL {
-            let _ = m.readings.get_or_create(&DomainLabel {
-                domain: domain.as_str(),
-            });
-        }
+        let mut m = m;
+        m.decoded_by_format = FORMATS.map(|format| {
+            m.messages_decoded
+                .get_or_create(&FormatLabel {
+                    format: format.as_str(),
+                })
+                .clone()
+        });
+        m.readings_by_domain = Domain::ALL.map(|domain| {
+            m.readings
+                .get_or_create(&DomainLabel {
+                    domain: domain.as_str(),
+                })
+                .clone()
+        });
         m
     }
 
@@ -349,21 +363,22 @@ impl Metrics {
     }
 
     /// The decoded counter of a format.
-    pub fn decoded(&self, format: Format) -> Counter {
-        self.messages_decoded
-            .get_or_create(&FormatLabel {
-                format: format.as_str(),
-            })
-            .clone()
+    pub fn decoded(&self, format: Format) -> &Counter {
+        &self.decoded_by_format[match format {
+            Format::Native => 0,
+            Format::Senml => 1,
+            Format::TheThingsStack => 2,
+            Format::ChirpStack => 3,
+        }]
     }
 
     /// The readings counter of a domain.
-    pub fn domain_readings(&self, domain: Domain) -> Counter {
-        self.readings
-            .get_or_create(&DomainLabel {
-                domain: domain.as_str(),
-            })
-            .clone()
+    pub fn domain_readings(&self, domain: Domain) -> &Counter {
+        &self.readings_by_domain[match domain {
+            Domain::Lighting => 0,
+            Domain::Waste => 1,
+            Domain::Traffic => 2,
+        }]
     }
 
     /// The written counter of a point kind.

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use processors::encode::encode_reading;
 use processors::window::{WindowStats, Windows};
-use prometheus_client::metrics::counter::Counter;
 use schemas::decode::Decoder;
-use schemas::{Applications, Domain, Format, Reading, Timestamp};
+use schemas::{Applications, Reading, Timestamp};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -30,48 +29,6 @@ pub struct Processor {
     image_hint: usize,
     /// Held by every checkpoint in flight.
     alive: std::sync::Arc<()>,
-    /// `messages_decoded` by format and `readings` by domain, looked up once
-    /// rather than per message.
-    counters: Counters,
-}
-
-/// Counter handles of the hot path.
-#[derive(Debug)]
-struct Counters {
-    decoded: [Counter; 4],
-    readings: [Counter; 3],
-}
-
-impl Counters {
-    fn new(m: &Metrics) -> Self {
-        Self {
-            decoded: [
-                Format::Native,
-                Format::Senml,
-                Format::TheThingsStack,
-                Format::ChirpStack,
-            ]
-            .map(|f| m.decoded(f)),
-            readings: Domain::ALL.map(|d| m.domain_readings(d)),
-        }
-    }
-
-    fn decoded(&self, format: Format) -> &Counter {
-        &self.decoded[match format {
-            Format::Native => 0,
-            Format::Senml => 1,
-            Format::TheThingsStack => 2,
-            Format::ChirpStack => 3,
-        }]
-    }
-
-    fn readings(&self, domain: Domain) -> &Counter {
-        &self.readings[match domain {
-            Domain::Lighting => 0,
-            Domain::Waste => 1,
-            Domain::Traffic => 2,
-        }]
-    }
 }
 
 impl Processor {
@@ -89,7 +46,6 @@ impl Processor {
             observer: None,
             image_hint: 0,
             alive: std::sync::Arc::new(()),
-            counters: Counters::new(&metrics),
             metrics,
         })
     }
@@ -153,7 +109,7 @@ impl Processor {
                 if let Some(live) = live.as_mut() {
                     live.decoded();
                 }
-                self.counters.decoded(decoded.format).inc();
+                self.metrics.decoded(decoded.format).inc();
                 if decoded.unknown_keys > 0 {
                     self.metrics
                         .unknown_keys
@@ -182,7 +138,7 @@ impl Processor {
             }
         }
         for reading in self.readings.drain(..) {
-            self.counters.readings(reading.domain).inc();
+            self.metrics.domain_readings(reading.domain).inc();
             if let Some(live) = live.as_mut() {
                 live.reading(&reading);
             }
