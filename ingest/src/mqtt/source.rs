@@ -187,13 +187,7 @@ impl Source {
         if let Some(mut durable) = durable {
             let drained = tokio::time::timeout(DISCONNECT_TIMEOUT, async {
                 while let Some(acks) = durable.recv().await {
-                    let stale = owed_now(acks.0, state.epoch, &mut state.unsent_acks);
-                    if stale > 0 {
-                        tracing::debug!(
-                            stale,
-                            "not acknowledging publications of a lost connection"
-                        );
-                    }
+                    state.acknowledge(acks.0);
                 }
             })
             .await;
