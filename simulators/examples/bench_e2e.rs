@@ -206,6 +206,12 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|s| s.values.len())
         .sum::<usize>();
+    let windows = metric(
+        &client,
+        &metrics,
+        "ingest_points_written_total{kind=\"window\"}",
+    )
+    .await?;
     let rejected = metric(&client, &metrics, "ingest_messages_rejected_total")
         .await
         .unwrap_or(0.0);
@@ -244,6 +250,18 @@ async fn main() -> anyhow::Result<()> {
             used / wall
         );
     }
+    let vm_metrics = format!("{}/metrics", vm.base_url());
+    let rows = metric(
+        &client,
+        &vm_metrics,
+        "vm_rows_inserted_total{type=\"influx\"}",
+    )
+    .await?;
+    let series = metric(&client, &vm_metrics, "vm_new_timeseries_created_total").await?;
+    println!(
+        "database samples:      {rows:.0} = {:.1} per message, window points {windows:.0} ({series:.0} series)",
+        rows / target
+    );
     if rejected > 0.0 {
         println!("rejected (first reason line): {rejected}");
     }
