@@ -3,7 +3,7 @@
 # service between them, `simulate load` publishing N messages at full speed.
 # Prints messages/s end to end, the service's CPU per message and peak RSS.
 #
-#   scripts/bench-e2e.sh [--count N] [--qos 0|1] [--connections N] [--wal on|off]
+#   scripts/bench-e2e.sh [--count N] [--qos 0|1] [--connections N] [--wal on|off] [--windows on|off]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin"

@@ -23,6 +23,8 @@ struct Args {
     connections: u32,
     /// The write-ahead log (durability before acknowledgement).
     wal: bool,
+    /// Event-time windows and rollups.
+    windows: bool,
     ingest: PathBuf,
     simulate: PathBuf,
 }
@@ -33,6 +35,7 @@ fn args() -> anyhow::Result<Args> {
         qos: 1,
         connections: 8,
         wal: true,
+        windows: true,
         ingest: PathBuf::from("target/release/ingest"),
         simulate: PathBuf::from("target/release/simulate"),
     };
@@ -43,13 +46,8 @@ fn args() -> anyhow::Result<Args> {
             "--count" => a.count = value.parse()?,
             "--qos" => a.qos = value.parse()?,
             "--connections" => a.connections = value.parse()?,
-            "--wal" => {
-                a.wal = match value.as_str() {
-                    "on" => true,
-                    "off" => false,
-                    _ => bail!("--wal takes on or off"),
-                }
-            }
+            "--wal" => a.wal = on_off(&flag, &value)?,
+            "--windows" => a.windows = on_off(&flag, &value)?,
             "--ingest" => a.ingest = value.into(),
             "--simulate" => a.simulate = value.into(),
             _ => bail!("unknown flag {flag}"),
@@ -61,6 +59,14 @@ fn args() -> anyhow::Result<Args> {
     a.simulate = std::fs::canonicalize(&a.simulate)
         .with_context(|| format!("{} (build it first)", a.simulate.display()))?;
     Ok(a)
+}
+
+fn on_off(flag: &str, value: &str) -> anyhow::Result<bool> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => bail!("{flag} takes on or off"),
+    }
 }
 
 /// User + system CPU seconds and peak RSS (kB) of a process, from /proc.
@@ -109,10 +115,11 @@ async fn main() -> anyhow::Result<()> {
         format!(
             "[broker]\nenabled = false\n[mqtt]\nport = {}\nclient_id = \"bench-ingest\"\n\
              [sink]\nkind = \"influxdb_v2\"\n[sink.influxdb]\nurl = \"{}\"\ntoken = \"bench\"\n\
-             [windows]\nmax_open_windows = 400000\n[http]\nlisten = \"127.0.0.1:{http}\"\n\
+             [windows]\nenabled = {}\nmax_open_windows = 400000\n[http]\nlisten = \"127.0.0.1:{http}\"\n\
              [wal]\nenabled = {}\n[log]\nlevel = \"warn,rumqttd=off\"\n",
             broker.port(),
             vm.base_url(),
+            a.windows,
             a.wal
         ),
     )?;
@@ -189,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
         if Instant::now() > deadline {
             bail!("only {raw} of {target} points written after 10 minutes");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let elapsed = started.elapsed();
     let (cpu1, rss_kb) = usage(pid)?;
@@ -226,6 +233,14 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "write-ahead log:       {}",
         if a.wal { "on (ack after fsync)" } else { "off" }
+    );
+    println!(
+        "windows:               {}",
+        if a.windows {
+            "on (1 min per device, 15 min per commune)"
+        } else {
+            "off"
+        }
     );
     println!("published in:          {:.2} s", published.as_secs_f64());
     println!("all written in:        {:.2} s", elapsed.as_secs_f64());
