@@ -139,11 +139,10 @@ fn decode(
                 text = std::str::from_utf8(payload).ok();
                 sniff_object(payload, text, Format::TheThingsStack)
             }
-            Topic::ChirpStack { .. } => sniff_object(
-                payload,
-                std::str::from_utf8(payload).ok(),
-                Format::ChirpStack,
-            ),
+            Topic::ChirpStack { .. } => {
+                text = std::str::from_utf8(payload).ok();
+                sniff_object(payload, text, Format::ChirpStack)
+            }
         },
         Some(_) if native::is_json(payload) => {
             return Err(Fault::new(
@@ -188,7 +187,7 @@ fn decode(
                 application,
                 dev_eui,
             },
-        ) => crate::lorawan::decode_chirpstack(payload, application, dev_eui, ctx, out)?,
+        ) => crate::lorawan::decode_chirpstack_text(payload, text, application, dev_eui, ctx, out)?,
         (format, topic) => {
             let expected = match topic {
                 Topic::Native { .. } => "a native object or a SenML pack",

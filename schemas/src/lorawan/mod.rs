@@ -31,9 +31,12 @@ use crate::context::Context;
 use crate::json::{parse_fault, value_fault, wrong_type, Scalar};
 use crate::reading::{Reading, TimeSource};
 use crate::rejection::{Fault, Reason};
+use crate::scan::{FlatObject, Next};
 use crate::time::parse_rfc3339;
 
+#[cfg(test)]
 pub(crate) use chirpstack::decode_chirpstack;
+pub(crate) use chirpstack::decode_chirpstack_text;
 #[cfg(test)]
 pub(crate) use tts::decode_tts;
 pub(crate) use tts::decode_tts_text;
@@ -451,6 +454,54 @@ impl Uplink<'_> {
         out.push(reading);
         Ok(decoded.unknown)
     }
+}
+
+/// The keys of an object read so far by a scanner fast path, to give up on
+/// a repeated one (which `serde_json` reports).
+struct Seen(u8);
+
+impl Seen {
+    fn once(&mut self, bit: u8) -> Option<()> {
+        let mask = 1 << bit;
+        if self.0 & mask != 0 {
+            return None;
+        }
+        self.0 |= mask;
+        Some(())
+    }
+}
+
+/// A leaf that is not null (a null leaf is absent for `serde_json`).
+fn scan_leaf<'a>(s: &mut FlatObject<'a>) -> Option<Leaf<'a>> {
+    match s.scalar()? {
+        Scalar::Null => None,
+        scalar => Some(Leaf(scalar)),
+    }
+}
+
+/// Reads an object whose wanted keys all hold leaves: `slot` gives a wanted
+/// key's place in the result, and the other keys' values are skipped (the
+/// object is `depth` levels deep). `None`, for `serde_json` to read it, when a
+/// wanted key repeats or holds anything but a leaf other than null.
+fn scan_leaves<'a, const N: usize>(
+    s: &mut FlatObject<'a>,
+    depth: u32,
+    slot: impl Fn(&str) -> Option<u8>,
+) -> Option<[Option<Leaf<'a>>; N]> {
+    let entered = s.enter(b'{')?;
+    let mut leaves = [const { None }; N];
+    let mut seen = Seen(0);
+    while let Next::Key(key) = s.next_key()? {
+        s.colon()?;
+        let Some(i) = slot(key) else {
+            s.skip_value(depth)?;
+            continue;
+        };
+        seen.once(i)?;
+        *leaves.get_mut(usize::from(i))? = Some(scan_leaf(s)?);
+    }
+    s.leave(entered);
+    Some(leaves)
 }
 
 #[cfg(test)]

@@ -233,6 +233,34 @@ pub(super) fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
+/// One of `fixtures` with a few bytes put in or taken out somewhere: JSON
+/// punctuation, escapes, control and non-ASCII characters, or one of the
+/// format's own `keys` snippets.
+pub(super) fn edited_fixture(
+    fixtures: Vec<&'static str>,
+    keys: &[&'static str],
+) -> impl Strategy<Value = Vec<u8>> {
+    let mut texts = vec![
+        "", "\\", "\"", "\\n", ",", "{", "}", "[", "]", ":", " ", "null", "1", "-", "e5", "\u{1}",
+        "é",
+    ];
+    texts.extend_from_slice(keys);
+    (
+        prop::sample::select(fixtures),
+        any::<prop::sample::Index>(),
+        0..3usize,
+        prop::sample::select(texts),
+    )
+        .prop_map(|(fixture, at, cut, text)| {
+            let fixture = fixture.as_bytes();
+            let at = at.index(fixture.len());
+            let mut bytes = fixture[..at].to_vec();
+            bytes.extend_from_slice(text.as_bytes());
+            bytes.extend_from_slice(&fixture[(at + cut).min(fixture.len())..]);
+            bytes
+        })
+}
+
 /// The fixtures with one value replaced anywhere in them.
 pub(super) fn mutated_fixture() -> impl Strategy<Value = Vec<u8>> {
     let fixtures: Vec<(String, Vec<String>)> = [TTS_WASTE, TTS_LIGHTING, CHIRPSTACK_TRAFFIC]
