@@ -3,8 +3,11 @@
 //!
 //! Every reading looks its key up once. The key's text (commune and device) is
 //! kept inside the map's own memory when it is short, as it nearly always is,
-//! so the lookup hashes and compares without following a pointer; and next to
-//! it, the key's latest window, so the lookup usually finds the window too.
+//! so the lookup hashes and compares without following a pointer. What the
+//! table keeps about the key (where its latest window is, its place among the
+//! members of a rollup) is kept by id, beside the key's owned form: the
+//! lookup finds it there, and the table changes it by id, without looking the
+//! key up again.
 //!
 //! Ids are counted: every window of a key holds its id, and so may others (the
 //! commune members of [`super::rollup`]). A key is forgotten and its id reused
@@ -178,6 +181,18 @@ pub(crate) struct Handle {
     pub(crate) member: u32,
 }
 
+impl Handle {
+    /// A key given its id just now: no window, no rollup.
+    fn new(id: KeyId) -> Self {
+        Self {
+            id,
+            latest: NONE,
+            latest_start: i64::MIN,
+            member: u32::MAX,
+        }
+    }
+}
+
 /// No window: the end of a chain of windows, or a key without any.
 pub(crate) const NONE: usize = usize::MAX;
 
@@ -192,19 +207,22 @@ struct Entry {
     key: Option<WindowKey>,
     /// How many windows and members hold the id.
     holds: usize,
+    /// The key's hints (its `id` is the entry's).
+    handle: Handle,
 }
 
 /// Keys by id, and ids by key.
 #[derive(Debug, Default)]
 pub(crate) struct Keys {
-    handles: HashMap<Packed, Handle, FastState>,
+    ids: HashMap<Packed, KeyId, FastState>,
     entries: Vec<Entry>,
     free: Vec<KeyId>,
 }
 
 impl Keys {
     pub(crate) fn get(&self, key: KeyRef<'_>) -> Option<Handle> {
-        self.handles.get(&key as &dyn AsParts).copied()
+        let &id = self.ids.get(&key as &dyn AsParts)?;
+        self.entries.get(id).map(|e| e.handle)
     }
 
     /// The id of `key`, given one if it has none; nothing holds it yet.
@@ -215,61 +233,51 @@ impl Keys {
             text: Text::new(key.commune, key.device),
         };
         // One lookup, whether the key is there or not.
-        let slot = match self.handles.entry(packed) {
-            Slot::Occupied(held) => return held.get().id,
+        let slot = match self.ids.entry(packed) {
+            Slot::Occupied(held) => return *held.get(),
             Slot::Vacant(slot) => slot,
         };
+        let id = self.free.pop().unwrap_or(self.entries.len());
         let entry = Entry {
             key: Some(key.to_owned_key()),
             holds: 0,
+            handle: Handle::new(id),
         };
-        let id = if let Some(id) = self.free.pop() {
-            self.entries[id] = entry;
-            id
-        } else {
-            self.entries.push(entry);
-            self.entries.len() - 1
-        };
-        slot.insert(Handle {
-            id,
-            latest: NONE,
-            latest_start: i64::MIN,
-            member: u32::MAX,
-        });
+        match self.entries.get_mut(id) {
+            Some(free) => *free = entry,
+            None => self.entries.push(entry),
+        }
+        slot.insert(id);
         id
     }
 
     /// Makes room for `n` more keys.
     pub(crate) fn reserve(&mut self, n: usize) {
-        self.handles.reserve(n);
+        self.ids.reserve(n);
         self.entries.reserve(n);
     }
 
-    /// Changes the hints of `key`.
-    pub(crate) fn hint(&mut self, key: KeyRef<'_>, change: impl FnOnce(&mut Handle)) {
-        if let Some(handle) = self.handles.get_mut(&key as &dyn AsParts) {
-            change(handle);
-        }
+    /// The hints of key `id`, while it is held.
+    fn handle_mut(&mut self, id: KeyId) -> Option<&mut Handle> {
+        self.entries
+            .get_mut(id)
+            .filter(|e| e.key.is_some())
+            .map(|e| &mut e.handle)
     }
 
     /// Changes where the newest window of key `id` is.
     pub(crate) fn set_latest(&mut self, id: KeyId, latest: usize, start: i64) {
-        let key = self.entries.get(id).and_then(|e| e.key.as_ref());
-        let handle = key.and_then(|k| self.handles.get_mut(&k.key_ref() as &dyn AsParts));
-        if let Some(handle) = handle {
+        if let Some(handle) = self.handle_mut(id) {
             handle.latest = latest;
             handle.latest_start = start;
         }
     }
 
-    /// Sets where the newest window of every key is at once, as `latest`
-    /// says by id: one pass over the map instead of a lookup per key.
-    pub(crate) fn set_all_latest(&mut self, latest: impl Fn(KeyId) -> Option<(usize, i64)>) {
-        for handle in self.handles.values_mut() {
-            if let Some((index, start)) = latest(handle.id) {
-                handle.latest = index;
-                handle.latest_start = start;
-            }
+    /// Changes the position of key `id` among the members of the commune
+    /// rollup it last joined.
+    pub(crate) fn set_member(&mut self, id: KeyId, member: u32) {
+        if let Some(handle) = self.handle_mut(id) {
+            handle.member = member;
         }
     }
 
@@ -291,7 +299,7 @@ impl Keys {
         entry.holds = entry.holds.saturating_sub(1);
         if entry.holds == 0 {
             if let Some(key) = entry.key.take() {
-                self.handles.remove(&key.key_ref() as &dyn AsParts);
+                self.ids.remove(&key.key_ref() as &dyn AsParts);
                 self.free.push(id);
             }
         }
@@ -300,7 +308,7 @@ impl Keys {
     /// How many keys are held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.handles.len()
+        self.ids.len()
     }
 }
 

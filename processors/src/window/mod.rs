@@ -311,7 +311,7 @@ impl Windows {
         });
         self.devices.merge(device, device_key, reading);
         if let Some(at) = position.filter(|&at| Some(at) != hint) {
-            self.devices.set_member_hint(device_key, at);
+            self.devices.set_member_hint(series, at);
         }
         Recorded::Accepted
     }

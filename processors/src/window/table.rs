@@ -142,10 +142,10 @@ impl<A: Aggregate> Table<A> {
         }
     }
 
-    /// Keeps a number with the key of `key`, given back by [`Table::find`]
-    /// while the key is held; the caller checks it before use.
-    pub(crate) fn set_member_hint(&mut self, key: KeyRef<'_>, position: usize) {
-        self.keys.hint(key, |h| h.member = hint(position));
+    /// Keeps a number with key `id`, given back by [`Table::find`] while the
+    /// key is held; the caller checks it before use.
+    pub(crate) fn set_member_hint(&mut self, id: KeyId, position: usize) {
+        self.keys.set_member(id, hint(position));
     }
 
     /// Gives the key of `found` an id if it has none yet. Nothing holds the
@@ -177,7 +177,7 @@ impl<A: Aggregate> Table<A> {
                 .is_some_and(|w| w.live && w.id == id && w.start == start)
         });
         debug_assert_eq!(existing, found.window);
-        let index = existing.unwrap_or_else(|| self.open_window(id, found, key));
+        let index = existing.unwrap_or_else(|| self.open_window(id, found));
         let Some(window) = self.windows.get_mut(index) else {
             return id;
         };
@@ -193,14 +193,11 @@ impl<A: Aggregate> Table<A> {
 
     /// Opens the window of key `id` that `found` did not find, empty and
     /// dirty.
-    fn open_window(&mut self, id: KeyId, found: Found, key: KeyRef<'_>) -> usize {
+    fn open_window(&mut self, id: KeyId, found: Found) -> usize {
         let start = found.start;
         let (index, newest) = self.windows.open(id, start, found.head, found.head_start);
         if newest {
-            self.keys.hint(key, |h| {
-                h.latest = index;
-                h.latest_start = start;
-            });
+            self.keys.set_latest(id, index, start);
         }
         if found.head == NONE {
             self.keys.hold(id);
@@ -470,13 +467,12 @@ impl<A: Aggregate> Table<A> {
         }
         // What opening each key's windows would have done: the key is held
         // (once, for all its windows) and knows its newest.
-        for (id, &(head, _)) in heads.iter().enumerate() {
+        for (id, &(head, head_start)) in heads.iter().enumerate() {
             if head != NONE {
                 self.keys.hold(id);
+                self.keys.set_latest(id, head, head_start);
             }
         }
-        self.keys
-            .set_all_latest(|id| heads.get(id).copied().filter(|h| h.0 != NONE));
         Ok(())
     }
 
