@@ -247,8 +247,12 @@ impl Fields {
         let len = usize::from(self.len);
         if self.spilled.is_empty() && len < INLINE {
             let i = i.min(len);
-            self.slots.copy_within(i..len, i + 1);
-            self.states.copy_within(i..len, i + 1);
+            // Fields mostly come in output order: then nothing moves (and
+            // nothing calls `memmove` for no bytes).
+            if i < len {
+                self.slots.copy_within(i..len, i + 1);
+                self.states.copy_within(i..len, i + 1);
+            }
             self.slots[i] = slot;
             self.states[i] = state;
             self.len += 1;
