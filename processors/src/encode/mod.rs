@@ -78,6 +78,7 @@ mod tests;
 pub use builder::{Fields, LineBuilder, LineWriter, State, Tags};
 pub(crate) use dynamic::{DynLine, Name};
 pub use error::{EncodeError, Part};
+pub(crate) use prepared::KeyRun;
 pub use prepared::{KeySet, PreparedKey, MASK_BITS};
 pub(crate) use stage::Stage;
 

@@ -72,6 +72,50 @@ impl PreparedKey {
     }
 }
 
+/// Keys of one set written one after the other, as fields of one line,
+/// checked for duplicates at once: [`Stage`](super::Stage) takes them with
+/// one test of their bits instead of one per key.
+#[derive(Debug)]
+pub(crate) struct KeyRun<const N: usize> {
+    keys: &'static [PreparedKey; N],
+    /// Their bits together; 0 when they cannot be checked at once (a key
+    /// without a bit or a block, two keys of the same written form).
+    bits: u128,
+    set: u64,
+}
+
+impl<const N: usize> KeyRun<N> {
+    pub(crate) fn new(keys: &'static [PreparedKey; N]) -> Self {
+        let set = keys.first().map_or(NO_SET, |k| k.set);
+        let bits = keys.iter().fold(0, |bits, k| bits | k.bit);
+        let apart = keys
+            .iter()
+            .all(|k| k.bit != 0 && k.set == set && k.block().is_some())
+            && bits.count_ones() as usize == N;
+        Self {
+            keys,
+            bits: if apart { bits } else { 0 },
+            set,
+        }
+    }
+
+    /// The keys, in the order they are written.
+    #[inline]
+    pub(crate) fn keys(&self) -> &'static [PreparedKey; N] {
+        self.keys
+    }
+
+    #[inline]
+    pub(super) fn bits(&self) -> u128 {
+        self.bits
+    }
+
+    #[inline]
+    pub(super) fn set(&self) -> u64 {
+        self.set
+    }
+}
+
 /// Names prepared together; see the [module](self) documentation.
 #[derive(Debug, Clone)]
 pub struct KeySet {

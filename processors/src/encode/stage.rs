@@ -15,13 +15,17 @@
 use schemas::Timestamp;
 
 use super::escape;
-use super::prepared::PreparedKey;
+use super::prepared::{KeyRun, PreparedKey};
 
 /// Bytes of a prepared key's block: its written form and `=`, padded.
 pub(crate) const BLOCK: usize = 32;
 
 /// Longest line staged; longer ones take the general path.
 const ROOM: usize = 1024;
+
+/// Bytes a float field may take as [`Stage::floats`] writes it: the
+/// separator, the key's block and the value's block.
+const FIELD: usize = 1 + 2 * BLOCK;
 
 /// Decimals a short float may have, as in [`super::number`].
 const POW10: [f64; 4] = [1.0, 10.0, 100.0, 1000.0];
@@ -58,9 +62,9 @@ fn plain_name(text: &[u8]) -> bool {
             return false;
         };
         let word = u64::from_le_bytes(chunk);
-        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+        // Any byte below 0x21: a control character or a space.
+        let control = word.wrapping_sub(ONES * 0x21) & !word & HIGHS;
         let special = has_byte(word, b',')
-            | has_byte(word, b' ')
             | has_byte(word, b'=')
             | has_byte(word, b'\\')
             | has_byte(word, 0x7f);
@@ -206,6 +210,13 @@ impl Stage {
     fn try_float(&mut self, key: &PreparedKey, value: f64) -> Option<()> {
         self.key(self.separator(), key)?;
         self.fields = true;
+        self.float_value(value)
+    }
+
+    /// Writes a float value: a copy of the last one's text when it is the
+    /// same, else a short decimal.
+    #[inline]
+    fn float_value(&mut self, value: f64) -> Option<()> {
         let bits = value.to_bits();
         let start = self.len;
         if self.last_to != 0 && bits == self.last_bits {
@@ -223,31 +234,67 @@ impl Stage {
         Some(())
     }
 
+    /// Adds float fields, `keys` with `values` in order, as as many calls of
+    /// [`Stage::float`] would: the keys checked at once when they can be.
+    #[inline]
+    pub(crate) fn floats<const N: usize>(&mut self, keys: &KeyRun<N>, values: [f64; N]) {
+        self.ok = self.ok && self.try_floats(keys, values).is_some();
+    }
+
+    #[inline]
+    fn try_floats<const N: usize>(&mut self, run: &KeyRun<N>, values: [f64; N]) -> Option<()> {
+        let bits = run.bits();
+        if bits == 0
+            || self.mask & bits != 0
+            || (self.set != run.set() && self.set != 0)
+            || self.len + N * FIELD > ROOM + BLOCK
+        {
+            // Key by key: the checks of each tell which gives up.
+            for (key, value) in run.keys().iter().zip(values) {
+                self.try_float(key, value)?;
+            }
+            return Some(());
+        }
+        self.set = run.set();
+        self.mask |= bits;
+        // Each value's text is made once, in `text`, and copied after its
+        // key: the figures of a window often repeat a value.
+        let mut text = [0; BLOCK];
+        let (mut text_len, mut text_bits) = (0, None);
+        let mut separator = self.separator();
+        let mut value_at = self.len;
+        for (key, value) in run.keys().iter().zip(values) {
+            let bits = value.to_bits();
+            if text_bits != Some(bits) {
+                text_len = short_decimal_text(&mut text, value)?;
+                text_bits = Some(bits);
+            }
+            let (block, n) = key.block()?;
+            let start = self.len;
+            let field = self.bytes.get_mut(start..start + FIELD)?;
+            field[0] = separator;
+            field.get_mut(1..=BLOCK)?.copy_from_slice(block);
+            field.get_mut(1 + n..1 + n + BLOCK)?.copy_from_slice(&text);
+            value_at = start + 1 + n;
+            self.len = value_at + text_len;
+            separator = b',';
+        }
+        if let Some(bits) = text_bits {
+            self.fields = true;
+            self.last_bits = bits;
+            self.last_from = value_at;
+            self.last_to = self.len;
+        }
+        Some(())
+    }
+
     /// Writes `value` as [`super::number::float`] does when it finds it a
     /// short decimal; `None` for any other value.
     #[inline]
     fn short_decimal(&mut self, value: f64) -> Option<()> {
-        let magnitude = value.abs();
-        // Also refuses NaN, which the general path reports.
-        if magnitude.is_nan() || magnitude >= 1_073_741_824.0 {
-            return None;
-        }
-        for (decimals, &scale) in POW10.iter().enumerate() {
-            // Round half up; the product is below 2^40, so adding 0.5 is
-            // exact, and the conversions to and from `i64` (cheaper than
-            // `u64`) are too.
-            let m = (magnitude * scale + 0.5) as i64;
-            if m as f64 / scale != magnitude {
-                continue;
-            }
-            let m = m as u64;
-            let negative = value.is_sign_negative();
-            let room = self.room()?;
-            let n = decimal(room, m, decimals, negative);
-            self.len += n;
-            return Some(());
-        }
-        None
+        let n = short_decimal_text(self.room()?, value)?;
+        self.len += n;
+        Some(())
     }
 
     /// Adds an integer field (`3i`).
@@ -337,6 +384,28 @@ impl Stage {
         self.len += 1;
         self.bytes.get(..self.len)
     }
+}
+
+/// Writes `value` at the start of `out` as [`super::number::float`] does
+/// when it finds it a short decimal, and returns its length; `None` for any
+/// other value.
+#[inline]
+fn short_decimal_text(out: &mut [u8; BLOCK], value: f64) -> Option<usize> {
+    let magnitude = value.abs();
+    // Also refuses NaN, which the general path reports.
+    if magnitude.is_nan() || magnitude >= 1_073_741_824.0 {
+        return None;
+    }
+    for (decimals, &scale) in POW10.iter().enumerate() {
+        // Round half up; the product is below 2^40, so adding 0.5 is exact,
+        // and the conversions to and from `i64` (cheaper than `u64`) are too.
+        let m = (magnitude * scale + 0.5) as i64;
+        if m as f64 / scale != magnitude {
+            continue;
+        }
+        return Some(decimal(out, m as u64, decimals, value.is_sign_negative()));
+    }
+    None
 }
 
 /// How many decimal digits `n` has (one for zero).
@@ -434,13 +503,92 @@ mod tests {
         }
     }
 
+    /// Keys `a`..`f` of one set and `x` of another, for the whole process.
+    fn test_keys() -> (&'static [PreparedKey], &'static PreparedKey) {
+        use crate::encode::KeySet;
+        use std::sync::LazyLock;
+        static SET: LazyLock<KeySet> =
+            LazyLock::new(|| KeySet::new(["a", "b", "c", "d", "e", "f"]));
+        static OTHER: LazyLock<KeySet> = LazyLock::new(|| KeySet::new(["x"]));
+        (SET.keys(), &OTHER.keys()[0])
+    }
+
+    /// The line staged with `measurement` and `before` (keys and values, one
+    /// call each), then `values` under `run`: with one call of `floats`, or
+    /// one call of `float` per key.
+    fn staged_run(
+        measurement: &str,
+        before: &[(&PreparedKey, f64)],
+        run: &KeyRun<4>,
+        values: [f64; 4],
+        at_once: bool,
+    ) -> Option<Vec<u8>> {
+        let mut stage = Stage::default();
+        stage.start(measurement);
+        for &(key, value) in before {
+            stage.float(key, value);
+        }
+        if at_once {
+            stage.floats(run, values);
+        } else {
+            for (key, value) in run.keys().iter().zip(values) {
+                stage.float(key, value);
+            }
+        }
+        stage.finish(Timestamp::from_nanos(7)).map(<[u8]>::to_vec)
+    }
+
+    /// Floats staged before a run, the run and its values.
+    type Case<'a> = (&'a [(&'a PreparedKey, f64)], &'a KeyRun<4>, [f64; 4]);
+
+    #[test]
+    fn a_run_of_floats_stages_what_one_float_at_a_time_does() {
+        let (keys, other) = test_keys();
+        let first: &'static [PreparedKey; 4] = keys[..4].try_into().expect("four keys");
+        let last: &'static [PreparedKey; 4] = keys[2..].try_into().expect("four keys");
+        let (first, last) = (KeyRun::new(first), KeyRun::new(last));
+        let cases: [Case<'_>; 7] = [
+            (&[], &first, [1.5, 1.5, 1.5, 1.5]),
+            (&[], &first, [0.25, -3.0, 12.125, 0.25]),
+            (&[(&keys[5], 2.5)], &first, [2.5, 1.0, 2.5, 7.0]),
+            // A key written twice, a key of another set, a value the stage
+            // does not write: the general path takes the line either way.
+            (&[(&keys[3], 1.0)], &first, [1.0; 4]),
+            (&[(other, 1.0)], &last, [1.0; 4]),
+            (&[], &last, [1.0, f64::NAN, 1.0, 1.0]),
+            (&[], &last, [1.0, 1e-7, 1.0, 1.0]),
+        ];
+        // Lines of every length up to the stage's end, and a little past.
+        let long = "m".repeat(ROOM + 8);
+        for (before, run, values) in cases {
+            for len in (1..=8).chain(ROOM - 8 * FIELD..=ROOM + 8) {
+                let measurement = &long[..len];
+                let one_by_one = staged_run(measurement, before, run, values, false);
+                let at_once = staged_run(measurement, before, run, values, true);
+                assert_eq!(at_once, one_by_one, "{len} bytes of measurement");
+            }
+        }
+        assert_eq!(
+            staged_run("m", &[], &first, [0.25, -3.0, 12.125, 0.25], true).as_deref(),
+            Some(&b"m a=0.25,b=-3.0,c=12.125,d=0.25 7\n"[..])
+        );
+    }
+
     #[test]
     fn plain_names_are_those_needing_no_escape() {
-        for text in ["", "rabat", "lamp-rabat-00017", "été-7", "abcdefghijklmnop"] {
+        for text in [
+            "",
+            "rabat",
+            "lamp-rabat-00017",
+            "été-7",
+            "abcdefghijklmnop",
+            "!abcdefg!",
+        ] {
             assert!(plain_name(text.as_bytes()), "{text}");
         }
         for text in [
             "a b",
+            "abcdefg hij",
             "a,b",
             "a=b",
             "a\\",
@@ -471,7 +619,7 @@ mod tests {
         }
 
         #[test]
-        fn plain_names_need_no_escape(text in r"[a-c\\,= \n\x7fé-]{0,20}") {
+        fn plain_names_need_no_escape(text in r"[a-c\\,= !\n\x1f\x7fé-]{0,20}") {
             let mut escaped = Vec::new();
             escape::name(&mut escaped, &text, escape::KEY);
             let plain = escaped == text.as_bytes() && !text.ends_with('\\');

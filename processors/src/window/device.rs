@@ -184,10 +184,8 @@ impl Write for DeviceWindow {
                     last,
                 } => {
                     let mean = sum / n.max(1) as f64;
-                    out.float(name(Suffix::Mean), mean);
-                    out.float(name(Suffix::Min), min);
-                    out.float(name(Suffix::Max), max);
-                    out.float(name(Suffix::Last), last);
+                    // In `Suffix` order.
+                    out.floats(slots::figure_keys(slot), [mean, min, max, last]);
                 }
                 Figures::Text(s) => out.string(name(Suffix::Last), s),
                 Figures::Flag(b) => out.boolean(name(Suffix::Last), b),

@@ -13,13 +13,19 @@ use schemas::Timestamp;
 
 use super::key::WindowKey;
 use super::WindowConfig;
-use crate::encode::{DynLine, EncodeError, LineWriter, Name, Stage};
+use crate::encode::{DynLine, EncodeError, KeyRun, LineWriter, Name, Stage};
 use crate::point::{FieldValue, Point};
 
 /// What a window writes itself to: all its tags, then its fields.
 pub(crate) trait Out {
     fn tag(&mut self, key: impl Into<Name>, value: &str);
     fn float(&mut self, key: impl Into<Name>, value: f64);
+    /// Float fields one after the other: `keys` with `values`, in order.
+    fn floats<const N: usize>(&mut self, keys: &'static KeyRun<N>, values: [f64; N]) {
+        for (key, value) in keys.keys().iter().zip(values) {
+            self.float(key, value);
+        }
+    }
     fn integer(&mut self, key: impl Into<Name>, value: i64);
     fn boolean(&mut self, key: impl Into<Name>, value: bool);
     fn string(&mut self, key: impl Into<Name>, value: &'static str);
@@ -83,6 +89,9 @@ impl Out for Stage {
             Name::Prepared(key) => Stage::float(self, key, value),
             Name::Text(_) => self.give_up(),
         }
+    }
+    fn floats<const N: usize>(&mut self, keys: &'static KeyRun<N>, values: [f64; N]) {
+        Stage::floats(self, keys, values);
     }
     fn integer(&mut self, key: impl Into<Name>, value: i64) {
         match key.into() {

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use schemas::{Attribute, Domain, Kind, Reading, Value};
 
-use crate::encode::{KeySet, PreparedKey, TAG_COMMUNE, TAG_DEVICE, TAG_DISTRICT, TAG_LANE};
+use crate::encode::{KeyRun, KeySet, PreparedKey, TAG_COMMUNE, TAG_DEVICE, TAG_DISTRICT, TAG_LANE};
 use crate::normalize::{self, Field, FLOW_VPH, PERIOD_S};
 
 /// One slot per attribute, then the two derived fields. Attributes written
@@ -233,6 +233,30 @@ pub(crate) enum Key {
     Device,
     District,
     Lane,
+}
+
+// A field's figures are written together, in this order.
+const _: () = assert!(
+    Suffix::Mean as usize == 0
+        && Suffix::Min as usize == 1
+        && Suffix::Max as usize == 2
+        && Suffix::Last as usize == 3
+);
+
+/// The keys of the four figures of every slot, in [`Suffix`] order, to be
+/// written together.
+static FIGURE_KEYS: LazyLock<Vec<KeyRun<4>>> = LazyLock::new(|| {
+    let keys: &'static [PreparedKey] = KEYS.keys();
+    keys[..SLOTS * 4]
+        .chunks_exact(4)
+        .filter_map(|run| <&[PreparedKey; 4]>::try_from(run).ok())
+        .map(KeyRun::new)
+        .collect()
+});
+
+/// The keys of the four figures of the field in `slot`, mean first.
+pub(crate) fn figure_keys(slot: usize) -> &'static KeyRun<4> {
+    &FIGURE_KEYS[slot]
 }
 
 /// The prepared key a figure of the field in `slot` is written as.
