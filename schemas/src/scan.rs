@@ -151,6 +151,21 @@ impl<'a> FlatObject<'a> {
         Some(object)
     }
 
+    /// Starts at the opening bracket of an array, after any white space:
+    /// its first element is read next, with [`FlatObject::next_element`],
+    /// and [`FlatObject::close`] follows its closing bracket.
+    pub(crate) fn open_array_str(text: &'a str) -> Option<Self> {
+        let mut array = FlatObject {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            first: true,
+        };
+        array.skip_whitespace();
+        array.eat(b'[')?;
+        Some(array)
+    }
+
     /// The next key, or the end of the object.
     #[inline]
     pub(crate) fn next_key(&mut self) -> Option<Next<'a>> {

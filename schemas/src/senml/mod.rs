@@ -1,13 +1,19 @@
 //! SenML packs (RFC 8428) about the device of a native topic.
 //!
 //! - [`record`]: the pack off the wire, record by record, labels checked.
+//! - [`fast_path`]: the same for packs of the common shape, through the
+//!   scanner of [`crate::scan`]; anything else is read by [`record`], and a
+//!   property test holds both to the same readings or the same fault.
 //! - [`value`]: a record's value checked and converted for its attribute.
 //! - here: records resolved (§4.6: base fields carried over, names joined,
 //!   times made absolute), checked against the device and the attribute
 //!   table, converted to canonical units, then grouped into one
 //!   [`Reading`] per distinct time.
 
+mod fast_path;
 mod record;
+#[cfg(test)]
+mod scan_tests;
 #[cfg(test)]
 mod tests;
 mod value;
@@ -40,8 +46,38 @@ pub(crate) fn decode(
     out: &mut Vec<Reading>,
 ) -> Result<u32, Fault> {
     let mut resolver = Resolver::new(target, ctx);
+    let scanned = std::str::from_utf8(payload)
+        .ok()
+        .and_then(|text| fast_path::read(text, &mut resolver));
+    if scanned.is_none() {
+        // Declined, maybe after some records: read again from the start.
+        resolver = Resolver::new(target, ctx);
+        record::parse(payload, &mut resolver)?;
+    }
+    resolver.finish(out)
+}
+
+/// [`decode`] through `serde_json` only, as it was before the scanner.
+#[cfg(test)]
+fn decode_serde(
+    payload: &[u8],
+    target: Target<'_>,
+    ctx: &Context<'_>,
+    out: &mut Vec<Reading>,
+) -> Result<u32, Fault> {
+    let mut resolver = Resolver::new(target, ctx);
     record::parse(payload, &mut resolver)?;
     resolver.finish(out)
+}
+
+/// Whether the scanner reads the pack (the records it reads are dropped).
+#[cfg(test)]
+fn scans(payload: &[u8], target: Target<'_>, ctx: &Context<'_>) -> bool {
+    let mut resolver = Resolver::new(target, ctx);
+    std::str::from_utf8(payload)
+        .ok()
+        .and_then(|text| fast_path::read(text, &mut resolver))
+        .is_some()
 }
 
 /// What a record is about.
@@ -334,6 +370,18 @@ const fn item_key(item: Item) -> &'static str {
     }
 }
 
+/// The bytes a resolved name may hold (RFC 8428's charset), by value.
+const NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < table.len() {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b':' | b'.' | b'/' | b'_');
+        b += 1;
+    }
+    table
+};
+
 /// Checks a resolved name against RFC 8428's charset.
 fn check_name(index: usize, name: &str) -> Result<(), Fault> {
     if name.is_empty() {
@@ -346,9 +394,7 @@ fn check_name(index: usize, name: &str) -> Result<(), Fault> {
         .bytes()
         .next()
         .is_some_and(|b| b.is_ascii_alphanumeric());
-    let valid = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'.' | b'/' | b'_'));
+    let valid = name.bytes().all(|b| NAME_BYTES[usize::from(b)]);
     if starts_well && valid {
         Ok(())
     } else {
@@ -363,7 +409,8 @@ fn check_name(index: usize, name: &str) -> Result<(), Fault> {
 
 /// Splits a name at its last `:` or `/`: what comes before, and the last segment.
 fn split(name: &str) -> (&str, &str) {
-    match name.rfind([':', '/']) {
+    // Both are ASCII, so a byte of either is a whole character.
+    match name.bytes().rposition(|b| b == b':' || b == b'/') {
         Some(at) => (&name[..at], &name[at + 1..]),
         None => ("", name),
     }

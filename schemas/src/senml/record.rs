@@ -14,7 +14,7 @@ use crate::json::{FaultSlot, Key, Scalar};
 use crate::rejection::{Fault, Reason};
 
 /// The highest SenML version (`bver`) this service reads (RFC 8428).
-const MAX_VERSION: f64 = 10.0;
+pub(super) const MAX_VERSION: f64 = 10.0;
 
 /// The labels of one record, as found on the wire (base fields not yet applied).
 #[derive(Debug, Default)]
@@ -36,7 +36,7 @@ pub(super) struct Record<'de> {
 
 /// A label this service understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Label {
+pub(super) enum Label {
     Bn,
     Bt,
     Bu,
@@ -55,7 +55,7 @@ enum Label {
 }
 
 impl Label {
-    fn parse(s: &str) -> Option<Label> {
+    pub(super) fn parse(s: &str) -> Option<Label> {
         Some(match s {
             "bn" => Label::Bn,
             "bt" => Label::Bt,
@@ -105,14 +105,14 @@ impl Label {
         }
     }
 
-    const fn bit(self) -> u16 {
+    pub(super) const fn bit(self) -> u16 {
         1 << self as u16
     }
 }
 
 impl<'de> Record<'de> {
     /// Stores a label's value; gives the value back when its JSON type is wrong.
-    fn set(&mut self, label: Label, value: Scalar<'de>) -> Result<(), Scalar<'de>> {
+    pub(super) fn set(&mut self, label: Label, value: Scalar<'de>) -> Result<(), Scalar<'de>> {
         match (label, value) {
             (Label::Bn, Scalar::Str(s)) => self.bn = Some(s),
             (Label::Bu, Scalar::Str(s)) => self.bu = Some(s),
