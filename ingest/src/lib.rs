@@ -18,6 +18,7 @@
 //!   checkpoints after the database, replay after a crash.
 
 pub mod app;
+mod backoff;
 pub mod broker;
 pub mod config;
 pub mod demo;

@@ -14,9 +14,9 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
-use super::backoff::Backoff;
 use super::client::{self, Client, ConnError, Connection, Event};
 use super::options::{self, OptionsError, Role};
+use crate::backoff::Backoff;
 use crate::config::{DeadLetterConfig, MqttConfig};
 use crate::message::DeadLetter;
 use crate::metrics::Metrics;

@@ -8,7 +8,6 @@
 //!
 //! MQTT 3.1.1 and MQTT 5 differ only inside `client`, which gives both one face.
 
-mod backoff;
 pub(crate) mod client;
 pub mod dead_letter;
 pub mod options;

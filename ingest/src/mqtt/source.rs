@@ -17,9 +17,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
 use super::client::{self, AckId, Client, ConnError, Connection, Event};
 use super::options::{self, OptionsError, Role};
+use crate::backoff::Backoff;
 use crate::config::{MqttConfig, Subscription};
 use crate::health::Health;
 use crate::message::{Message, MessageBatch};

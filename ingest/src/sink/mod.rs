@@ -4,7 +4,7 @@
 //! - [`http`]: the InfluxDB v2 and v1 write calls.
 //! - [`answer`]: what the database's answers mean.
 //! - [`file`]: rotated line-protocol files.
-//! - [`retry`]: backoff with jitter, and the outage log.
+//! - [`retry`]: the outage log.
 //! - [`split`]: isolating the lines a database refuses.
 //!
 //! [`run`] reads incoming batches only while the outgoing buffer is below its
@@ -39,6 +39,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::config::{BatchConfig, RetryConfig, SinkConfig, SinkKind};
 use crate::health::Health;
 use crate::message::{DeadLetter, LineBatch};
@@ -47,7 +48,7 @@ use crate::wal::Checkpoint;
 use batch::{Chunk, Pending};
 use file::FileWriter;
 use http::HttpWriter;
-use retry::{Backoff, Outage};
+use retry::Outage;
 use split::{Split, Verdict};
 
 /// Why the sink cannot start.
@@ -202,6 +203,8 @@ struct Stage {
     target: Target,
     name: String,
     backoff: Backoff,
+    /// Failed attempts since the last success.
+    attempt: u32,
     outage: Outage,
     dead_letters: mpsc::Sender<DeadLetter>,
     metrics: Metrics,
@@ -226,7 +229,8 @@ impl Stage {
         Self {
             name: target.describe(),
             target,
-            backoff: Backoff::new(retry),
+            backoff: Backoff::new(retry.initial_ms, retry.max_ms),
+            attempt: 0,
             outage: Outage::default(),
             dead_letters,
             queue: metrics.queue("sink"),
@@ -399,7 +403,10 @@ impl Stage {
         let delay = match (failure.misconfigured, failure.after) {
             (Some(_), _) => self.backoff.max(),
             (None, Some(after)) => after.min(self.backoff.max()),
-            (None, None) => self.backoff.next_delay(),
+            (None, None) => {
+                self.attempt = self.attempt.saturating_add(1);
+                self.backoff.delay(self.attempt)
+            }
         };
         tracing::debug!(sink = %self.name, cause = failure.cause, delay_ms = delay.as_millis() as u64, "retrying");
         let problem = match failure.misconfigured {
@@ -416,7 +423,7 @@ impl Stage {
     }
 
     fn succeeded(&mut self) {
-        self.backoff.reset();
+        self.attempt = 0;
         if let Some(ended) = self.outage.recovered() {
             tracing::info!(
                 sink = %self.name,
