@@ -201,15 +201,11 @@ impl WalStage {
         let started = Instant::now();
         let mut done = 0_u64;
         loop {
-            let (back, records) = tokio::task::spawn_blocking(move || {
+            let (back, records) = blocking(self.log().dir(), move || {
                 let records = replay.next_batch(REPLAY_BATCH);
                 (replay, records)
             })
-            .await
-            .map_err(|e| WalError::Io {
-                path: self.log().dir().to_owned(),
-                source: std::io::Error::other(e),
-            })?;
+            .await?;
             replay = back;
             let records = records?;
             let Some(last) = records.last() else { break };
@@ -249,15 +245,11 @@ impl WalStage {
     ) -> Result<T, WalError> {
         let mut log = self.log.take().expect("the log is here");
         let dir = log.dir().to_owned();
-        let (log, out) = tokio::task::spawn_blocking(move || {
+        let (log, out) = blocking(&dir, move || {
             let out = f(&mut log);
             (log, out)
         })
-        .await
-        .map_err(|e| WalError::Io {
-            path: dir,
-            source: std::io::Error::other(e),
-        })?;
+        .await?;
         self.log = Some(log);
         Ok(out)
     }
@@ -344,4 +336,18 @@ impl WalStage {
         m.wal_pending_records
             .set(i64::try_from(log.next_lsn() - log.checkpoint_lsn()).unwrap_or(i64::MAX));
     }
+}
+
+/// Runs `f` on the blocking pool; a task that panicked or was cancelled is
+/// an I/O error of the log in `dir`.
+async fn blocking<T: Send + 'static>(
+    dir: &std::path::Path,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, WalError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| WalError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::other(e),
+        })
 }
