@@ -66,6 +66,26 @@ async fn servers() -> anyhow::Result<Option<(Mosquitto, Influx1)>> {
     Ok(Some((broker, db)))
 }
 
+/// Runs one fault test: alone (each loads both cores on its own), on fresh
+/// servers (skipped without them, unless in CI), within [`FAULT_TEST`];
+/// `needs_binary` when it runs the built `ingest` rather than in-process.
+async fn fault_test(
+    needs_binary: bool,
+    body: impl AsyncFnOnce(Mosquitto, Influx1) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let _one = SERIAL.lock().await;
+    let binary_built = needs_binary.then(ingest_binary);
+    let Some((broker, db)) = servers().await? else {
+        return Ok(());
+    };
+    if let Some(binary) = binary_built {
+        anyhow::ensure!(binary.is_file(), "{} not built", binary.display());
+    }
+    tokio::time::timeout(FAULT_TEST, body(broker, db))
+        .await
+        .context("the test took too long")?
+}
+
 fn load_config(broker: &Mosquitto) -> LoadConfig {
     let spec = FleetSpec {
         faults: FaultRates::NONE,
@@ -174,11 +194,7 @@ async fn in_process(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_down_for_30_seconds_loses_nothing() -> anyhow::Result<()> {
-    let _one = SERIAL.lock().await;
-    let Some((broker, mut db)) = servers().await? else {
-        return Ok(());
-    };
-    tokio::time::timeout(FAULT_TEST, async {
+    fault_test(false, async |broker: Mosquitto, mut db: Influx1| {
         let (service, http, load) = in_process(&broker, &db).await?;
 
         db.stop().await?;
@@ -204,16 +220,11 @@ async fn a_database_down_for_30_seconds_loses_nothing() -> anyhow::Result<()> {
         service.stop().await
     })
     .await
-    .context("the test took too long")?
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restarted_twice_in_a_row_loses_nothing() -> anyhow::Result<()> {
-    let _one = SERIAL.lock().await;
-    let Some((broker, mut db)) = servers().await? else {
-        return Ok(());
-    };
-    tokio::time::timeout(FAULT_TEST, async {
+    fault_test(false, async |broker: Mosquitto, mut db: Influx1| {
         let (service, _, load) = in_process(&broker, &db).await?;
         db.restart().await?;
         db.restart().await?;
@@ -222,16 +233,11 @@ async fn a_database_restarted_twice_in_a_row_loses_nothing() -> anyhow::Result<(
         service.stop().await
     })
     .await
-    .context("the test took too long")?
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_loses_nothing() -> anyhow::Result<()> {
-    let _one = SERIAL.lock().await;
-    let Some((mut broker, db)) = servers().await? else {
-        return Ok(());
-    };
-    tokio::time::timeout(FAULT_TEST, async {
+    fault_test(false, async |mut broker: Mosquitto, db: Influx1| {
         let (service, _, load) = in_process(&broker, &db).await?;
         // Graceful: mosquitto saves the service's session, its
         // subscriptions and the messages queued for it.
@@ -247,7 +253,6 @@ async fn a_broker_restart_loses_nothing() -> anyhow::Result<()> {
         service.stop().await
     })
     .await
-    .context("the test took too long")?
 }
 
 /// The service as the built binary, with `cfg` written to `dir/ingest.toml`.
@@ -273,13 +278,7 @@ fn spawn_binary(cfg: &Config, dir: &Path, name: &str) -> anyhow::Result<Process>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_killed_mid_stream_replays_its_log_and_loses_nothing() -> anyhow::Result<()> {
-    let _one = SERIAL.lock().await;
-    let binary_built = ingest_binary();
-    let Some((broker, db)) = servers().await? else {
-        return Ok(());
-    };
-    anyhow::ensure!(binary_built.is_file());
-    tokio::time::timeout(FAULT_TEST, async {
+    fault_test(true, async |broker: Mosquitto, db: Influx1| {
         let dir = tempfile::tempdir()?;
         let mut cfg = config(&broker)?;
         to_influx1(&mut cfg, &db);
@@ -320,7 +319,6 @@ async fn a_service_killed_mid_stream_replays_its_log_and_loses_nothing() -> anyh
         Ok(())
     })
     .await
-    .context("the test took too long")?
 }
 
 /// The highest figures the watcher saw.
@@ -435,13 +433,7 @@ impl Watched {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_log_holds_back_the_broker_and_loses_nothing() -> anyhow::Result<()> {
-    let _one = SERIAL.lock().await;
-    let binary_built = ingest_binary();
-    let Some((broker, mut db)) = servers().await? else {
-        return Ok(());
-    };
-    anyhow::ensure!(binary_built.is_file());
-    tokio::time::timeout(FAULT_TEST, async {
+    fault_test(true, async |broker: Mosquitto, mut db: Influx1| {
         let mut cfg = config(&broker)?;
         to_influx1(&mut cfg, &db);
         let service = Watched::start(&broker, cfg).await?;
@@ -483,7 +475,6 @@ async fn a_tiny_log_holds_back_the_broker_and_loses_nothing() -> anyhow::Result<
         Ok(())
     })
     .await
-    .context("the test took too long")?
 }
 
 /// A TCP proxy that holds every chunk of the answer for `delay`: a database
@@ -528,13 +519,7 @@ async fn delaying_proxy(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_database_keeps_memory_bounded_and_loses_nothing() -> anyhow::Result<()> {
-    let _one = SERIAL.lock().await;
-    let binary_built = ingest_binary();
-    let Some((broker, db)) = servers().await? else {
-        return Ok(());
-    };
-    anyhow::ensure!(binary_built.is_file());
-    tokio::time::timeout(FAULT_TEST, async {
+    fault_test(true, async |broker: Mosquitto, db: Influx1| {
         let upstream: SocketAddr = format!("127.0.0.1:{}", db.port()).parse()?;
         let (proxy, proxy_task) = delaying_proxy(upstream, Duration::from_millis(400)).await?;
         let mut cfg = config(&broker)?;
@@ -559,5 +544,4 @@ async fn a_slow_database_keeps_memory_bounded_and_loses_nothing() -> anyhow::Res
         Ok(())
     })
     .await
-    .context("the test took too long")?
 }
