@@ -20,13 +20,14 @@ use anyhow::Context as _;
 
 use crate::http::{client, send_ok};
 use crate::influxql::{quote_ident, typed_point, FieldType, InfluxSeries, Point, QueryAnswer};
-use crate::process::{free_ports, Readiness, ServerProcess, Spec};
+use crate::process::{free_ports, process_controls, Readiness, ServerProcess, Spec};
 use crate::require::{require, INFLUXD};
 
 /// The database created at start, and the one queries and writes use.
 const DATABASE: &str = "telemetry";
 
 /// An InfluxDB 1.x server on free ports of 127.0.0.1, with one database.
+/// Acknowledged writes survive a kill (a crash): they are in its WAL.
 #[derive(Debug)]
 pub struct Influx1 {
     process: ServerProcess,
@@ -104,42 +105,7 @@ impl Influx1 {
         format!("{}/write?db={DATABASE}", self.base_url)
     }
 
-    /// The server's temporary folder (meta, data, WAL, log).
-    pub fn dir(&self) -> &Path {
-        self.process.dir()
-    }
-
-    /// Whether the server process is running.
-    pub fn is_running(&mut self) -> bool {
-        self.process.is_running()
-    }
-
-    /// Stops the server gracefully.
-    pub async fn stop(&mut self) -> anyhow::Result<()> {
-        self.process.stop().await
-    }
-
-    /// Kills the server, as in a crash; acknowledged writes survive (WAL).
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// Starts the server again on the same ports with the same data, and waits
-    /// until `/ping` answers. Does nothing if it is running.
-    pub async fn start(&mut self) -> anyhow::Result<()> {
-        Ok(self.process.start().await?)
-    }
-
-    /// Stops the server gracefully and starts it again.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop().await?;
-        self.start().await
-    }
-
-    /// The last lines of the server's log.
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
-    }
+    process_controls!();
 
     /// Creates a database (nothing happens if it exists).
     pub async fn create_database(&self, name: &str) -> anyhow::Result<()> {

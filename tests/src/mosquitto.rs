@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::process::{free_port, Readiness, ServerProcess, Spec};
+use crate::process::{free_port, process_controls, Readiness, ServerProcess, Spec};
 use crate::require::{require, MOSQUITTO};
 
 /// A mosquitto broker on a free port of 127.0.0.1.
@@ -64,47 +64,7 @@ impl Mosquitto {
         self.port
     }
 
-    /// The broker's temporary folder (configuration, persistence file, log).
-    pub fn dir(&self) -> &Path {
-        self.process.dir()
-    }
-
-    /// The process id of the broker, while it runs (to read its CPU time).
-    pub fn pid(&self) -> Option<u32> {
-        self.process.pid()
-    }
-
-    /// Whether the broker process is running.
-    pub fn is_running(&mut self) -> bool {
-        self.process.is_running()
-    }
-
-    /// Stops the broker gracefully; it saves sessions and queued messages.
-    pub async fn stop(&mut self) -> anyhow::Result<()> {
-        self.process.stop().await
-    }
-
-    /// Kills the broker, as in a crash.
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// Starts the broker again on the same port with the same persistence, and
-    /// waits until it accepts connections. Does nothing if it is running.
-    pub async fn start(&mut self) -> anyhow::Result<()> {
-        Ok(self.process.start().await?)
-    }
-
-    /// Stops the broker gracefully and starts it again.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop().await?;
-        self.start().await
-    }
-
-    /// The last lines of the broker's log.
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
-    }
+    process_controls!();
 }
 
 fn config_file(dir: &Path, port: u16) -> anyhow::Result<String> {

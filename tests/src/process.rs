@@ -104,6 +104,58 @@ impl fmt::Display for StartFailure {
 
 impl std::error::Error for StartFailure {}
 
+/// The controls every server of the harness has over its `process` field:
+/// its folder, process id, whether it runs, a graceful stop, a kill (as in a
+/// crash), a start on the same ports with the same data (waiting until it is
+/// ready; nothing if it runs), a restart, and the tail of its log.
+macro_rules! process_controls {
+    () => {
+        /// The server's temporary folder (configuration, data, log).
+        pub fn dir(&self) -> &std::path::Path {
+            self.process.dir()
+        }
+
+        /// The server's process id, while it runs (to read its CPU time).
+        pub fn pid(&self) -> Option<u32> {
+            self.process.pid()
+        }
+
+        /// Whether the server process is running.
+        pub fn is_running(&mut self) -> bool {
+            self.process.is_running()
+        }
+
+        /// Stops the server gracefully (see the type's documentation for
+        /// what it keeps).
+        pub async fn stop(&mut self) -> anyhow::Result<()> {
+            self.process.stop().await
+        }
+
+        /// Kills the server, as in a crash.
+        pub fn kill(&mut self) {
+            self.process.kill();
+        }
+
+        /// Starts the server again on the same ports with the same data, and
+        /// waits until it is ready. Does nothing if it is running.
+        pub async fn start(&mut self) -> anyhow::Result<()> {
+            Ok(self.process.start().await?)
+        }
+
+        /// Stops the server gracefully and starts it again.
+        pub async fn restart(&mut self) -> anyhow::Result<()> {
+            self.stop().await?;
+            self.start().await
+        }
+
+        /// The last lines of the server's log.
+        pub fn log_tail(&self) -> String {
+            self.process.log_tail()
+        }
+    };
+}
+pub(crate) use process_controls;
+
 /// A server process; killed and reaped on drop.
 pub(crate) struct ServerProcess {
     label: &'static str,

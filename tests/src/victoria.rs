@@ -25,10 +25,12 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::http::{client, send_ok};
-use crate::process::{free_port, Readiness, ServerProcess, Spec};
+use crate::process::{free_port, process_controls, Readiness, ServerProcess, Spec};
 use crate::require::{require, VICTORIA_METRICS};
 
-/// A VictoriaMetrics server on a free port of 127.0.0.1.
+/// A VictoriaMetrics server on a free port of 127.0.0.1. A graceful stop
+/// writes what it holds in memory; a kill (a crash) may lose the last second
+/// of writes.
 #[derive(Debug)]
 pub struct VictoriaMetrics {
     process: ServerProcess,
@@ -148,47 +150,7 @@ impl VictoriaMetrics {
         format!("{}/api/v2/write", self.base_url)
     }
 
-    /// The server's temporary folder (data, log).
-    pub fn dir(&self) -> &Path {
-        self.process.dir()
-    }
-
-    /// The process id of the database, while it runs (to read its CPU time).
-    pub fn pid(&self) -> Option<u32> {
-        self.process.pid()
-    }
-
-    /// Whether the server process is running.
-    pub fn is_running(&mut self) -> bool {
-        self.process.is_running()
-    }
-
-    /// Stops the server gracefully; it writes what it holds in memory.
-    pub async fn stop(&mut self) -> anyhow::Result<()> {
-        self.process.stop().await
-    }
-
-    /// Kills the server, as in a crash; the last second of writes may be lost.
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// Starts the server again on the same port with the same data, and waits
-    /// until `/health` answers. Does nothing if it is running.
-    pub async fn start(&mut self) -> anyhow::Result<()> {
-        Ok(self.process.start().await?)
-    }
-
-    /// Stops the server gracefully and starts it again.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop().await?;
-        self.start().await
-    }
-
-    /// The last lines of the server's log.
-    pub fn log_tail(&self) -> String {
-        self.process.log_tail()
-    }
+    process_controls!();
 
     /// Writes line protocol (nanosecond timestamps) through `/api/v2/write`.
     pub async fn write_lines(&self, lines: &str) -> anyhow::Result<()> {
