@@ -80,11 +80,12 @@ pub(crate) use dynamic::{DynLine, Name};
 pub use error::{EncodeError, Part};
 pub(crate) use prepared::KeyRun;
 pub use prepared::{KeySet, PreparedKey, MASK_BITS};
-pub(crate) use stage::Stage;
+pub(crate) use stage::{plain_tag_value, Stage, StagedName};
 
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
-use schemas::{Attribute, Reading, Value};
+use schemas::{Attribute, Domain, Reading, Value};
 
 use crate::normalize::{self, Field, FLOW_VPH, PERIOD_S};
 use crate::point::{FieldValue, Point};
@@ -121,6 +122,16 @@ static READING_KEYS: LazyLock<KeySet> = LazyLock::new(|| {
     KeySet::new(attributes.chain(others))
 });
 
+/// The measurements of raw readings, by domain (in [`Domain::ALL`] order).
+static READING_MEASUREMENTS: LazyLock<[StagedName; 3]> =
+    LazyLock::new(|| Domain::ALL.map(|d| StagedName::new(d.as_str())));
+
+thread_local! {
+    /// The stage of raw readings' lines, one a thread: making a stage clears
+    /// its kilobyte, which costs more than most lines.
+    static READING_STAGE: RefCell<Stage> = const { RefCell::new(Stage::new()) };
+}
+
 /// Appends one raw reading as a line (terminated by `\n`) to `buf`; see
 /// [`LineWriter::reading`]. On error `buf` is left as it was.
 pub fn encode_reading(reading: &Reading, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
@@ -143,9 +154,12 @@ impl LineWriter<'_> {
     ///
     /// Allocates nothing unless it fails.
     pub fn reading(&mut self, reading: &Reading) -> Result<(), EncodeError> {
-        let mut stage = Stage::default();
-        if let Some(line) = staged_reading(&mut stage, reading) {
-            self.append_line(line);
+        let staged = READING_STAGE.with(|stage| match stage.try_borrow_mut() {
+            Ok(mut stage) => self.stage_reading(&mut stage, reading),
+            // Only were this called while the stage is in use.
+            Err(_) => self.stage_reading_aside(reading),
+        });
+        if staged {
             return Ok(());
         }
         // Every name is prepared once: see `READING_KEYS`.
@@ -177,6 +191,23 @@ impl LineWriter<'_> {
         Ok(())
     }
 
+    /// Appends the line of `reading` if `stage` can write it; whether it
+    /// did.
+    #[inline]
+    fn stage_reading(&mut self, stage: &mut Stage, reading: &Reading) -> bool {
+        let Some(line) = staged_reading(stage, reading) else {
+            return false;
+        };
+        self.append_line(line);
+        true
+    }
+
+    /// [`LineWriter::stage_reading`] with a stage of its own.
+    #[cold]
+    fn stage_reading_aside(&mut self, reading: &Reading) -> bool {
+        self.stage_reading(&mut Stage::default(), reading)
+    }
+
     /// Writes one point (a window aggregate or an event) as a line, its tags
     /// and fields in the point's order.
     pub fn point(&mut self, point: &Point) -> Result<(), EncodeError> {
@@ -200,7 +231,11 @@ impl LineWriter<'_> {
 #[inline]
 fn staged_reading<'s>(stage: &'s mut Stage, reading: &Reading) -> Option<&'s [u8]> {
     let keys: &'static [PreparedKey] = READING_KEYS.keys();
-    stage.start(reading.domain.as_str());
+    let measurement = reading.domain.as_str();
+    match READING_MEASUREMENTS.get(reading.domain as usize) {
+        Some(name) => stage.start_named(name, measurement),
+        None => stage.start(measurement),
+    }
     stage.tag(&keys[KEY_COMMUNE], &reading.commune);
     stage.tag(&keys[KEY_DEVICE], &reading.device);
     if let Some(district) = &reading.district {

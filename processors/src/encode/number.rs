@@ -42,7 +42,7 @@ const POW10_INT: [u64; MAX_DECIMALS + 1] = [1, 10, 100, 1000];
 /// finds it; trying `k` upwards gives the fewest digits, the same text as
 /// `ryu` (tested against it).
 #[inline]
-fn short_decimal(buf: &mut Vec<u8>, value: f64) -> bool {
+pub(super) fn short_decimal(buf: &mut Vec<u8>, value: f64) -> bool {
     let magnitude = value.abs();
     if magnitude >= 1_073_741_824.0 {
         return false;

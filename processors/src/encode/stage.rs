@@ -78,6 +78,13 @@ fn plain_name(text: &[u8]) -> bool {
         .all(|&b| !escape::needs_care(b, escape::KEY))
 }
 
+/// Whether `text`, as a tag value, is written as it is (no byte needs an
+/// escape, and it cannot end with a backslash): what the stage checks of
+/// every tag value, for values checked once and kept.
+pub(crate) fn plain_tag_value(text: &str) -> bool {
+    plain_name(text.as_bytes())
+}
+
 /// A line being staged; see the [module](self) documentation.
 #[derive(Debug)]
 pub(crate) struct Stage {
@@ -96,10 +103,22 @@ pub(crate) struct Stage {
     last_to: usize,
     /// Cleared by the first step that gives up.
     ok: bool,
+    /// The last timestamp written, and its text (`time_len` is 0 before
+    /// the first): the lines of a batch of windows share their start.
+    time: i64,
+    time_text: [u8; BLOCK],
+    time_len: usize,
 }
 
 impl Default for Stage {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stage {
+    /// An empty stage.
+    pub(crate) const fn new() -> Self {
         Self {
             bytes: [0; ROOM + BLOCK],
             len: 0,
@@ -110,11 +129,59 @@ impl Default for Stage {
             last_from: 0,
             last_to: 0,
             ok: true,
+            time: 0,
+            time_text: [0; BLOCK],
+            time_len: 0,
         }
     }
 }
 
+/// A measurement checked once for [`Stage::start_named`]: when the stage can
+/// take it, its text as one padded block.
+#[derive(Debug, Clone)]
+pub(crate) struct StagedName {
+    block: [u8; BLOCK],
+    /// 0 when the stage must check the text itself (and give up on it).
+    len: u8,
+}
+
+impl StagedName {
+    pub(crate) fn new(measurement: &str) -> Self {
+        let bytes = measurement.as_bytes();
+        let mut block = [0; BLOCK];
+        // What `Stage::start` checks, and room for the block.
+        let plain = bytes.first().is_some_and(|&b| b != b'#') && plain_name(bytes);
+        let len = match block.get_mut(..bytes.len()) {
+            Some(head) if plain => {
+                head.copy_from_slice(bytes);
+                bytes.len() as u8
+            }
+            _ => 0,
+        };
+        Self { block, len }
+    }
+}
+
 impl Stage {
+    /// As [`Stage::start`] with `measurement` checked once, in `name`.
+    #[inline]
+    pub(crate) fn start_named(&mut self, name: &StagedName, measurement: &str) {
+        if name.len == 0 {
+            self.start(measurement);
+            return;
+        }
+        self.fields = false;
+        self.set = 0;
+        self.mask = 0;
+        self.last_to = 0;
+        self.ok = true;
+        self.len = 0;
+        if let Some(room) = self.room() {
+            *room = name.block;
+            self.len = usize::from(name.len);
+        }
+    }
+
     /// Starts a line with its measurement.
     #[inline]
     pub(crate) fn start(&mut self, measurement: &str) {
@@ -145,10 +212,16 @@ impl Stage {
     /// is too long to stage.
     #[inline]
     fn room(&mut self) -> Option<&mut [u8; BLOCK]> {
-        if self.len > ROOM {
+        self.room_at(self.len)
+    }
+
+    /// The block at `at` (not past the end of the line's room).
+    #[inline]
+    fn room_at(&mut self, at: usize) -> Option<&mut [u8; BLOCK]> {
+        if at > ROOM {
             return None;
         }
-        let block = self.bytes.get_mut(self.len..self.len + BLOCK)?;
+        let block = self.bytes.get_mut(at..at + BLOCK)?;
         <&mut [u8; BLOCK]>::try_from(block).ok()
     }
 
@@ -183,17 +256,23 @@ impl Stage {
     /// Adds a tag; an empty value is left out, as on the general path.
     #[inline]
     pub(crate) fn tag(&mut self, key: &PreparedKey, value: &str) {
-        self.ok = self.ok && !self.fields && self.try_tag(key, value).is_some();
+        self.ok = self.ok && !self.fields && self.try_tag(key, value, false).is_some();
+    }
+
+    /// As [`Stage::tag`] for a value [`plain_tag_value`] has found plain.
+    #[inline]
+    pub(crate) fn plain_tag(&mut self, key: &PreparedKey, value: &str) {
+        self.ok = self.ok && !self.fields && self.try_tag(key, value, true).is_some();
     }
 
     #[inline]
-    fn try_tag(&mut self, key: &PreparedKey, value: &str) -> Option<()> {
+    fn try_tag(&mut self, key: &PreparedKey, value: &str, plain: bool) -> Option<()> {
         let value = value.as_bytes();
         if value.is_empty() {
             // The key is checked all the same: let the general path do it.
             return key.block().map(|_| ());
         }
-        if !plain_name(value) {
+        if !plain && !plain_name(value) {
             return None;
         }
         self.key(b',', key)?;
@@ -306,6 +385,14 @@ impl Stage {
     fn try_integer(&mut self, key: &PreparedKey, value: i64) -> Option<()> {
         self.key(self.separator(), key)?;
         self.fields = true;
+        if let Ok(digit @ 0..10) = u8::try_from(value) {
+            // One digit, as the counts of most windows.
+            let room = self.room()?;
+            room[0] = b'0' + digit;
+            room[1] = b'i';
+            self.len += 2;
+            return Some(());
+        }
         self.signed(value)?;
         let room = self.room()?;
         room[0] = b'i';
@@ -322,9 +409,7 @@ impl Stage {
             room[0] = b'-';
             at = 1;
         }
-        let digits = digit_count(value.unsigned_abs());
-        write_digits(room, at + digits, value.unsigned_abs(), digits);
-        self.len += at + digits;
+        self.len += at + unsigned_text(room, at, value.unsigned_abs());
         Some(())
     }
 
@@ -377,9 +462,21 @@ impl Stage {
         if !self.ok || !self.fields {
             return None;
         }
-        self.room()?[0] = b' ';
+        let room = self.room()?;
+        room[0] = b' ';
         self.len += 1;
-        self.signed(time.as_nanos())?;
+        let time = time.as_nanos();
+        if self.time_len != 0 && time == self.time {
+            let text = self.time_text;
+            *self.room()? = text;
+            self.len += self.time_len;
+        } else {
+            let start = self.len;
+            self.signed(time)?;
+            self.time_text = *self.room_at(start)?;
+            self.time = time;
+            self.time_len = self.len - start;
+        }
         self.room()?[0] = b'\n';
         self.len += 1;
         self.bytes.get(..self.len)
@@ -396,6 +493,32 @@ fn short_decimal_text(out: &mut [u8; BLOCK], value: f64) -> Option<usize> {
     if magnitude.is_nan() || magnitude >= 1_073_741_824.0 {
         return None;
     }
+    let negative = value.is_sign_negative();
+    if magnitude < 100_000.0 {
+        // One try in thousandths stands for the four of `large_decimal_text`: a
+        // value that reads back from fewer decimals reads back from three
+        // (its thousandths are then a multiple of ten to the missing
+        // decimals: the same decimal, whose nearest double is the value), so
+        // when this try fails every try fails, and when it succeeds the
+        // fewest decimals are three less the thousandths' trailing zeros.
+        let m = (magnitude * 1000.0 + 0.5) as i64;
+        if m as f64 / 1000.0 != magnitude {
+            return None;
+        }
+        if let Ok(thousandths) = u32::try_from(m) {
+            if thousandths < 100_000_000 {
+                return Some(thousandths_text(out, thousandths, negative));
+            }
+        }
+    }
+    large_decimal_text(out, magnitude, negative)
+}
+
+/// [`short_decimal_text`] for a magnitude from 10^5 up (and below 2^30):
+/// rarer, so kept out of the way of the common case.
+#[cold]
+#[inline(never)]
+fn large_decimal_text(out: &mut [u8; BLOCK], magnitude: f64, negative: bool) -> Option<usize> {
     for (decimals, &scale) in POW10.iter().enumerate() {
         // Round half up; the product is below 2^40, so adding 0.5 is exact,
         // and the conversions to and from `i64` (cheaper than `u64`) are too.
@@ -403,9 +526,63 @@ fn short_decimal_text(out: &mut [u8; BLOCK], value: f64) -> Option<usize> {
         if m as f64 / scale != magnitude {
             continue;
         }
-        return Some(decimal(out, m as u64, decimals, value.is_sign_negative()));
+        return Some(decimal(out, m as u64, decimals, negative));
     }
     None
+}
+
+/// Writes `m` thousandths (below 10^8) as [`decimal`] writes them with the
+/// fewest decimals that keep the value (one zero when it is whole), the sign
+/// first when `negative`; returns the length.
+///
+/// The eight digits are made at once ([`eight_digits`]): the last three are
+/// the decimals, the five before the whole part, shown from its first digit
+/// that is not zero (or from the units). The decimals' trailing zeros are
+/// left out by the length alone.
+#[inline]
+fn thousandths_text(out: &mut [u8; BLOCK], m: u32, negative: bool) -> usize {
+    const ZEROS: u64 = ONES * b'0' as u64;
+    let sign = usize::from(negative);
+    out[0] = b'-';
+    let digits = eight_digits(m);
+    // Leading zero digits are the zero bytes at the low end (8 for zero),
+    // trailing ones those at the high end (8 for zero).
+    let skip = ((digits.trailing_zeros() / 8) as usize).min(4);
+    let decimals = 3 - ((digits.leading_zeros() / 8) as usize).min(3);
+    let text = digits | ZEROS;
+    let whole = 5 - skip;
+    put_word(out, sign, text >> (8 * skip));
+    out[sign + whole] = b'.';
+    put_word(out, sign + whole + 1, text >> 40);
+    sign + whole + 1 + decimals.max(1)
+}
+
+/// Writes `n` in decimal at `at` in `out` (at most 12 bytes in), eight
+/// digits at a time ([`eight_digits`]); returns how many digits.
+#[inline]
+fn unsigned_text(out: &mut [u8; BLOCK], at: usize, n: u64) -> usize {
+    const ZEROS: u64 = ONES * b'0' as u64;
+    const E8: u64 = 100_000_000;
+    // The digits in groups of eight, the first group without its leading
+    // zeros (but for one digit of zero): at most 20 digits, three groups.
+    let (first, rest) = if n < E8 {
+        (n, [0, 0, 0])
+    } else if n < E8 * E8 {
+        (n / E8, [1, n % E8, 0])
+    } else {
+        (n / (E8 * E8), [2, n / E8 % E8, n % E8])
+    };
+    // Below 10^8 by the division, for the `u32`s.
+    let word = |group: u64| eight_digits(u32::try_from(group).unwrap_or(0));
+    let digits = word(first);
+    let skip = ((digits.trailing_zeros() / 8) as usize).min(7);
+    put_word(out, at, (digits | ZEROS) >> (8 * skip));
+    let mut end = at + 8 - skip;
+    for &group in &rest[1..=rest[0] as usize] {
+        put_word(out, end, word(group) | ZEROS);
+        end += 8;
+    }
+    end - at
 }
 
 /// How many decimal digits `n` has (one for zero).
@@ -448,12 +625,44 @@ fn write_digits(out: &mut [u8; BLOCK], end: usize, mut n: u64, count: usize) {
     }
 }
 
+/// The eight decimal digits of `n` (below 10^8, with leading zeros), one a
+/// byte, the first digit in the lowest byte: as they are written, read as a
+/// little-endian word. Each digit is its value (0 to 9), not yet ASCII.
+///
+/// Both halves of four digits are split into pairs, then the pairs into
+/// digits, in one multiplication each: `x · 10486 >> 20` is `x / 100` for
+/// `x` below 10^4, `x · 103 >> 10` is `x / 10` for `x` below 100, and no
+/// lane's product reaches the next lane.
+#[inline]
+fn eight_digits(n: u32) -> u64 {
+    debug_assert!(n < 100_000_000);
+    let halves = u64::from(n / 10_000) | (u64::from(n % 10_000) << 32);
+    let hundreds = ((halves * 10_486) >> 20) & 0x0000_007F_0000_007F;
+    let pairs = hundreds | ((halves - 100 * hundreds) << 16);
+    let tens = ((pairs * 103) >> 10) & 0x000F_000F_000F_000F;
+    tens | ((pairs - 10 * tens) << 8)
+}
+
+/// Eight bytes of `word`, little-endian, at `at` in `out`.
+#[inline]
+fn put_word(out: &mut [u8; BLOCK], at: usize, word: u64) {
+    if let Some(slot) = out.get_mut(at..at + 8) {
+        slot.copy_from_slice(&word.to_le_bytes());
+    }
+}
+
 /// Writes `m · 10^-decimals` with at least one digit before the point and,
 /// with no decimals, `.0` after it; returns the length.
 #[inline]
 fn decimal(out: &mut [u8; BLOCK], m: u64, decimals: usize, negative: bool) -> usize {
     let sign = usize::from(negative);
     out[0] = b'-';
+    match u32::try_from(m) {
+        Ok(small) if small < 100_000_000 && decimals < 8 => {
+            return short_decimal_digits(out, small, decimals, sign);
+        }
+        _ => {}
+    }
     let digits = digit_count(m).max(decimals + 1);
     let whole = digits - decimals;
     if decimals == 0 {
@@ -469,6 +678,30 @@ fn decimal(out: &mut [u8; BLOCK], m: u64, decimals: usize, negative: bool) -> us
     sign + whole + 1 + decimals
 }
 
+/// [`decimal`] for `m` below 10^8 with fewer than eight decimals, after the
+/// sign (`sign` bytes of it, at most one, already written): all eight digits
+/// made at once ([`eight_digits`]), the leading zeros before the digits kept
+/// shifted out, the point put in between the whole part and the decimals.
+#[inline]
+fn short_decimal_digits(out: &mut [u8; BLOCK], m: u32, decimals: usize, sign: usize) -> usize {
+    const ZEROS: u64 = ONES * b'0' as u64;
+    let digits = eight_digits(m);
+    // Leading zero digits are the zero bytes at the low end (8 for zero);
+    // at least one digit is kept before the point.
+    let leading = (digits.trailing_zeros() / 8) as usize;
+    let skip = leading.min(7 - decimals);
+    let text = digits | ZEROS;
+    let whole = 8 - skip - decimals;
+    put_word(out, sign, text >> (8 * skip));
+    out[sign + whole] = b'.';
+    if decimals == 0 {
+        out[sign + whole + 1] = b'0';
+        return sign + whole + 2;
+    }
+    put_word(out, sign + whole + 1, text >> (8 * (8 - decimals)));
+    sign + whole + 1 + decimals
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -477,19 +710,27 @@ mod tests {
     use crate::encode::number;
 
     fn staged(value: f64) -> Option<Vec<u8>> {
-        let mut out = [0; BLOCK];
-        let magnitude = value.abs();
-        if magnitude.is_nan() || magnitude >= 1_073_741_824.0 {
-            return None;
-        }
-        for (decimals, &scale) in POW10.iter().enumerate() {
-            let m = (magnitude * scale + 0.5) as u64;
-            if m as f64 / scale == magnitude {
-                let n = decimal(&mut out, m, decimals, value.is_sign_negative());
-                return Some(out[..n].to_vec());
+        let mut out = [b'x'; BLOCK];
+        let n = short_decimal_text(&mut out, value)?;
+        Some(out[..n].to_vec())
+    }
+
+    /// What `staged` stages, and whether the general path finds it a short
+    /// decimal: the same text, and the same values.
+    fn same_as_general_path(value: f64) -> Result<(), TestCaseError> {
+        let mut want = Vec::new();
+        let short = number::short_decimal(&mut want, value);
+        match staged(value) {
+            Some(got) => {
+                prop_assert!(short, "{value} staged, not short for the general path");
+                prop_assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want)
+                );
             }
+            None => prop_assert!(!short, "{value} not staged"),
         }
-        None
+        Ok(())
     }
 
     #[test]
@@ -500,6 +741,63 @@ mod tests {
             let count = digit_count(n);
             write_digits(&mut out, count, n, count);
             assert_eq!(&out[..count], n.to_string().as_bytes());
+        }
+    }
+
+    /// `m · 10^-decimals` as `decimal` must write it, by plain formatting.
+    fn reference(m: u64, decimals: usize, negative: bool) -> String {
+        let sign = if negative { "-" } else { "" };
+        if decimals == 0 {
+            return format!("{sign}{m}.0");
+        }
+        let scale = 10_u64.pow(decimals as u32);
+        format!("{sign}{}.{:0decimals$}", m / scale, m % scale)
+    }
+
+    #[test]
+    fn eight_digits_are_the_digits_in_writing_order() {
+        for n in [
+            0, 1, 9, 10, 99, 100, 1234, 9999, 10_000, 12_345_678, 99_999_999,
+        ] {
+            let digits = eight_digits(n).to_le_bytes().map(|d| b'0' + d);
+            assert_eq!(&digits[..], format!("{n:08}").as_bytes());
+        }
+    }
+
+    #[test]
+    fn integers_of_every_length_are_written_in_full() {
+        let mut values: Vec<u64> = (0..1_000).collect();
+        for digits in 1..=19 {
+            let power = 10_u64.pow(digits);
+            values.extend([power - 1, power, power + 1, power / 3, power / 7 * 5]);
+        }
+        values.extend([u64::MAX, u64::MAX - 1, 1_795_896_000_000_000_000]);
+        for n in values {
+            for at in [0, 1, 12] {
+                let mut out = [b'x'; BLOCK];
+                let len = unsigned_text(&mut out, at, n);
+                assert_eq!(&out[at..at + len], n.to_string().as_bytes());
+                assert!(out[..at].iter().all(|&b| b == b'x'));
+            }
+        }
+    }
+
+    #[test]
+    fn decimals_of_every_length_are_written_in_full() {
+        let mut values: Vec<u64> = (0..2_000).collect();
+        for digits in 1..=13 {
+            let power = 10_u64.pow(digits);
+            values.extend([power - 1, power, power + 1, power / 3, power / 7 * 5]);
+        }
+        for m in values {
+            for decimals in 0..=3 {
+                for negative in [false, true] {
+                    let mut out = [b'x'; BLOCK];
+                    let n = decimal(&mut out, m, decimals, negative);
+                    let got = String::from_utf8_lossy(&out[..n]);
+                    assert_eq!(got, reference(m, decimals, negative), "{m} {decimals}");
+                }
+            }
         }
     }
 
@@ -542,6 +840,99 @@ mod tests {
     type Case<'a> = (&'a [(&'a PreparedKey, f64)], &'a KeyRun<4>, [f64; 4]);
 
     #[test]
+    fn a_measurement_checked_once_stages_as_its_text_does() {
+        let (keys, _) = test_keys();
+        let long = "m".repeat(BLOCK + 1);
+        let cases = [
+            "lighting",
+            "traffic_1m",
+            "",
+            "#comment",
+            "a b",
+            "a,b",
+            "a=b",
+            "tab\t",
+            "été",
+            &long[..BLOCK - 1],
+            &long[..BLOCK],
+            &long,
+        ];
+        let mut stage = Stage::default();
+        for measurement in cases {
+            let mut lines = Vec::new();
+            for named in [false, true] {
+                if named {
+                    stage.start_named(&StagedName::new(measurement), measurement);
+                } else {
+                    stage.start(measurement);
+                }
+                stage.float(&keys[0], 1.5);
+                lines.push(stage.finish(Timestamp::from_nanos(7)).map(<[u8]>::to_vec));
+            }
+            assert_eq!(lines[0], lines[1], "{measurement:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_written_whether_repeated_or_not() {
+        let (keys, _) = test_keys();
+        let mut stage = Stage::default();
+        for time in [
+            7,
+            7,
+            1_795_896_000_000_000_000,
+            7,
+            -5,
+            -5,
+            0,
+            i64::MIN,
+            i64::MAX,
+            0,
+        ] {
+            stage.start("m");
+            stage.integer(&keys[0], 1);
+            let line = stage
+                .finish(Timestamp::from_nanos(time))
+                .map(<[u8]>::to_vec);
+            assert_eq!(
+                line,
+                Some(format!("m a=1i {time}\n").into_bytes()),
+                "{time}"
+            );
+        }
+    }
+
+    #[test]
+    fn integers_are_staged_with_their_suffix() {
+        let (keys, _) = test_keys();
+        for value in [
+            0,
+            1,
+            9,
+            10,
+            11,
+            99,
+            255,
+            256,
+            -1,
+            -9,
+            -10,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut stage = Stage::default();
+            stage.start("m");
+            stage.integer(&keys[0], value);
+            let line = stage.finish(Timestamp::from_nanos(7)).map(<[u8]>::to_vec);
+            assert_eq!(
+                line,
+                Some(format!("m a={value}i 7\n").into_bytes()),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
     fn a_run_of_floats_stages_what_one_float_at_a_time_does() {
         let (keys, other) = test_keys();
         let first: &'static [PreparedKey; 4] = keys[..4].try_into().expect("four keys");
@@ -572,6 +963,20 @@ mod tests {
             staged_run("m", &[], &first, [0.25, -3.0, 12.125, 0.25], true).as_deref(),
             Some(&b"m a=0.25,b=-3.0,c=12.125,d=0.25 7\n"[..])
         );
+    }
+
+    #[test]
+    fn plain_names_of_every_length_find_any_byte_to_escape() {
+        for n in 1..=20 {
+            assert!(plain_name(&vec![b'a'; n]), "{n} bytes");
+            for at in 0..n {
+                for bad in [b' ', b',', b'=', b'\\', 0x7f, b'\n', 0] {
+                    let mut text = vec![b'a'; n];
+                    text[at] = bad;
+                    assert!(!plain_name(&text), "{n} bytes, {bad:#x} at {at}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -610,12 +1015,24 @@ mod tests {
             magnitude in 0..36u32,
         ) {
             let m = m % (1_i64 << magnitude).max(1);
-            let value = m as f64 / 10f64.powi(decimals);
-            if let Some(got) = staged(value) {
-                let mut want = Vec::new();
-                number::float(&mut want, value);
-                prop_assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
-            }
+            same_as_general_path(m as f64 / 10f64.powi(decimals))?;
+        }
+
+        #[test]
+        fn any_float_is_staged_as_the_general_path_writes_it(
+            value in prop::num::f64::ANY
+        ) {
+            same_as_general_path(value)?;
+        }
+
+        #[test]
+        fn floats_around_the_thousandths_limit_are_staged_alike(
+            value in -200_000.0..200_000.0f64,
+            decimals in 0..5i32,
+        ) {
+            let scale = 10f64.powi(decimals);
+            same_as_general_path(value)?;
+            same_as_general_path((value * scale).round() / scale)?;
         }
 
         #[test]

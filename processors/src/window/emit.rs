@@ -13,12 +13,17 @@ use schemas::Timestamp;
 
 use super::key::WindowKey;
 use super::WindowConfig;
-use crate::encode::{DynLine, EncodeError, KeyRun, LineWriter, Name, Stage};
+use crate::encode::{DynLine, EncodeError, KeyRun, LineWriter, Name, Stage, StagedName};
 use crate::point::{FieldValue, Point};
 
 /// What a window writes itself to: all its tags, then its fields.
 pub(crate) trait Out {
     fn tag(&mut self, key: impl Into<Name>, value: &str);
+    /// A tag whose value is known to need no escape
+    /// ([`crate::encode::plain_tag_value`]).
+    fn plain_tag(&mut self, key: impl Into<Name>, value: &str) {
+        self.tag(key, value);
+    }
     fn float(&mut self, key: impl Into<Name>, value: f64);
     /// Float fields one after the other: `keys` with `values`, in order.
     fn floats<const N: usize>(&mut self, keys: &'static KeyRun<N>, values: [f64; N]) {
@@ -84,6 +89,12 @@ impl Out for Stage {
             Name::Text(_) => self.give_up(),
         }
     }
+    fn plain_tag(&mut self, key: impl Into<Name>, value: &str) {
+        match key.into() {
+            Name::Prepared(key) => Stage::plain_tag(self, key, value),
+            Name::Text(_) => self.give_up(),
+        }
+    }
     fn float(&mut self, key: impl Into<Name>, value: f64) {
         match key.into() {
             Name::Prepared(key) => Stage::float(self, key, value),
@@ -113,6 +124,24 @@ impl Out for Stage {
     }
 }
 
+/// The measurement of a table's points, checked once for the stage.
+#[derive(Debug)]
+pub(crate) struct Measurement {
+    name: String,
+    staged: StagedName,
+}
+
+impl Measurement {
+    pub(crate) fn new(name: String) -> Self {
+        let staged = StagedName::new(&name);
+        Self { name, staged }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.name
+    }
+}
+
 /// What a window writes to [`Out`].
 pub(crate) trait Write {
     /// Writes the window's tags, then its fields.
@@ -123,7 +152,7 @@ pub(crate) trait Write {
 pub(crate) trait Emit {
     fn emit<A: Write>(
         &mut self,
-        measurement: &str,
+        measurement: &Measurement,
         start: i64,
         key: &WindowKey,
         config: &WindowConfig,
@@ -134,13 +163,16 @@ pub(crate) trait Emit {
 impl Emit for Vec<Point> {
     fn emit<A: Write>(
         &mut self,
-        measurement: &str,
+        measurement: &Measurement,
         start: i64,
         key: &WindowKey,
         config: &WindowConfig,
         window: &A,
     ) {
-        let mut point = Point::new(measurement.to_owned(), Timestamp::from_nanos(start));
+        let mut point = Point::new(
+            measurement.as_str().to_owned(),
+            Timestamp::from_nanos(start),
+        );
         window.write(key, config, &mut point);
         self.push(point);
     }
@@ -169,20 +201,21 @@ impl<'b, 'e> Lines<'b, 'e> {
 impl Emit for Lines<'_, '_> {
     fn emit<A: Write>(
         &mut self,
-        measurement: &str,
+        measurement: &Measurement,
         start: i64,
         key: &WindowKey,
         config: &WindowConfig,
         window: &A,
     ) {
         let time = Timestamp::from_nanos(start);
-        self.stage.start(measurement);
+        self.stage
+            .start_named(&measurement.staged, measurement.as_str());
         window.write(key, config, &mut *self.stage);
         if let Some(line) = self.stage.finish(time) {
             self.writer.append_line(line);
             return;
         }
-        let written = self.writer.line(measurement).and_then(|line| {
+        let written = self.writer.line(measurement.as_str()).and_then(|line| {
             let mut line = DynLine::new(line);
             window.write(key, config, &mut line);
             line.finish(time)

@@ -181,8 +181,17 @@ pub(crate) struct Fields {
     slots: [u8; INLINE],
     states: [FieldState; INLINE],
     len: u8,
+    /// Bit `slot % 64` of every field held: a slot whose bit is clear is
+    /// not held, so a field seen first in a window is not looked for.
+    held: u64,
     /// Every field, once there are more than [`INLINE`]; else empty.
     spilled: Vec<(u8, FieldState)>,
+}
+
+/// The bit of `slot` in [`Fields::held`].
+#[inline]
+fn held_bit(slot: u8) -> u64 {
+    1 << (slot % 64)
 }
 
 impl Default for Fields {
@@ -191,6 +200,7 @@ impl Default for Fields {
             slots: [0; INLINE],
             states: [FieldState::EMPTY; INLINE],
             len: 0,
+            held: 0,
             spilled: Vec::new(),
         }
     }
@@ -217,7 +227,16 @@ impl Fields {
     /// The position of the field in `slot`, looking from `from` on first:
     /// readings of a device carry their fields in output order, so the next
     /// one is usually right there.
+    #[inline]
     pub(crate) fn position(&self, slot: u8, from: usize) -> Option<usize> {
+        if self.held & held_bit(slot) == 0 {
+            return None;
+        }
+        self.search(slot, from)
+    }
+
+    /// [`Fields::position`] of a slot that may be held.
+    fn search(&self, slot: u8, from: usize) -> Option<usize> {
         if !self.spilled.is_empty() {
             let at = |i: usize| self.spilled[i].0 == slot;
             let len = self.spilled.len();
@@ -242,8 +261,23 @@ impl Fields {
         }
     }
 
+    /// Puts a field after the last one.
+    #[inline]
+    pub(crate) fn push(&mut self, slot: u8, state: FieldState) {
+        let len = usize::from(self.len);
+        if len < INLINE && self.spilled.is_empty() {
+            self.slots[len] = slot;
+            self.states[len] = state;
+            self.len += 1;
+            self.held |= held_bit(slot);
+            return;
+        }
+        self.insert(self.len(), slot, state);
+    }
+
     /// Puts a field at `i`, moving those from `i` on one place up.
     pub(crate) fn insert(&mut self, i: usize, slot: u8, state: FieldState) {
+        self.held |= held_bit(slot);
         let len = usize::from(self.len);
         if self.spilled.is_empty() && len < INLINE {
             let i = i.min(len);
@@ -278,6 +312,7 @@ impl Fields {
     /// Forgets every field, keeping the memory.
     pub(crate) fn clear(&mut self) {
         self.len = 0;
+        self.held = 0;
         self.spilled.clear();
     }
 }
@@ -288,6 +323,27 @@ mod tests {
 
     fn state(v: f64) -> FieldState {
         FieldState::new(Field::Float("x", v), 0)
+    }
+
+    #[test]
+    fn pushed_fields_are_found_in_place_and_spilled() {
+        let mut fields = Fields::default();
+        let slots = [3_u8, 0, 7, 1, 64, 9, 2, 5, 130];
+        for (k, &slot) in slots.iter().enumerate() {
+            assert_eq!(fields.position(slot, 0), None, "slot {slot} before");
+            fields.push(slot, state(k as f64));
+            assert_eq!(fields.len(), k + 1);
+            for (i, &s) in slots[..=k].iter().enumerate() {
+                assert_eq!(fields.position(s, 0), Some(i), "slot {s}");
+                assert_eq!(fields.position(s, k), Some(i), "slot {s}");
+            }
+            let got: Vec<u8> = fields.iter().map(|(s, _)| s).collect();
+            assert_eq!(got, slots[..=k]);
+        }
+        // Slots 0 and 64 share a bit: 128 is looked for, not found.
+        assert_eq!(fields.position(128, 0), None);
+        fields.clear();
+        assert!(slots.iter().all(|&s| fields.position(s, 0).is_none()));
     }
 
     #[test]

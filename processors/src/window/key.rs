@@ -7,6 +7,8 @@ use std::hash::{Hash, Hasher};
 
 use schemas::Domain;
 
+use crate::encode::plain_tag_value;
+
 /// The hasher of every map of windows: foldhash, seeded at random per process
 /// and per map.
 ///
@@ -33,6 +35,21 @@ pub(crate) struct WindowKey {
     pub(crate) commune: Box<str>,
     pub(crate) device: Box<str>,
     pub(crate) lane: Option<u32>,
+    /// Whether the commune and the device need no escape as tag values:
+    /// checked once, not for every line written.
+    pub(crate) plain: bool,
+}
+
+impl WindowKey {
+    pub(crate) fn new(domain: Domain, commune: &str, device: &str, lane: Option<u32>) -> Self {
+        Self {
+            domain,
+            commune: commune.into(),
+            device: device.into(),
+            lane,
+            plain: plain_tag_value(commune) && plain_tag_value(device),
+        }
+    }
 }
 
 /// A key made of borrowed parts, to look a window up without allocating.
@@ -46,12 +63,7 @@ pub(crate) struct KeyRef<'a> {
 
 impl KeyRef<'_> {
     pub(crate) fn to_owned_key(self) -> WindowKey {
-        WindowKey {
-            domain: self.domain,
-            commune: self.commune.into(),
-            device: self.device.into(),
-            lane: self.lane,
-        }
+        WindowKey::new(self.domain, self.commune, self.device, self.lane)
     }
 }
 

@@ -168,8 +168,9 @@ impl PartialEq for Packed {
 
 impl Eq for Packed {}
 
-/// What a lookup finds: the key's id, and hints that save further lookups
-/// and are checked before use.
+/// What a lookup finds: the key's id, where its newest window is (kept
+/// exact by the table as windows open and close), and two hints that save
+/// further lookups and are checked before use (`member`, `rollup`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Handle {
     pub(crate) id: KeyId,
@@ -179,6 +180,8 @@ pub(crate) struct Handle {
     /// The key's position among the members of the commune rollup it last
     /// joined.
     pub(crate) member: u32,
+    /// The id of that rollup's key in its own table.
+    pub(crate) rollup: u32,
 }
 
 impl Handle {
@@ -189,6 +192,7 @@ impl Handle {
             latest: NONE,
             latest_start: i64::MIN,
             member: u32::MAX,
+            rollup: u32::MAX,
         }
     }
 }
@@ -281,6 +285,25 @@ impl Keys {
         }
     }
 
+    /// Changes the id of the key of the commune rollup key `id` last joined.
+    pub(crate) fn set_rollup(&mut self, id: KeyId, rollup: u32) {
+        if let Some(handle) = self.handle_mut(id) {
+            handle.rollup = rollup;
+        }
+    }
+
+    /// What [`Keys::get`] finds for `key`, when `key` is held under `id`
+    /// (without hashing it); `None` when it is not.
+    pub(crate) fn get_by_id(&self, id: KeyId, key: KeyRef<'_>) -> Option<Handle> {
+        let entry = self.entries.get(id)?;
+        let held = entry.key.as_ref()?;
+        let same = held.domain == key.domain
+            && held.lane == key.lane
+            && *held.commune == *key.commune
+            && *held.device == *key.device;
+        same.then_some(entry.handle)
+    }
+
     pub(crate) fn key(&self, id: KeyId) -> Option<&WindowKey> {
         self.entries.get(id).and_then(|e| e.key.as_ref())
     }
@@ -352,6 +375,41 @@ mod tests {
             ..cases[0]
         };
         assert!(keys.get(other).is_none());
+    }
+
+    #[test]
+    fn a_key_is_found_by_its_id_only_while_held_under_it() {
+        let mut keys = Keys::default();
+        let rabat = key("rabat", "", None);
+        let a = keys.intern(rabat);
+        keys.hold(a);
+        keys.set_rollup(a, 7);
+        let found = keys.get_by_id(a, rabat);
+        assert_eq!(found.map(|h| (h.id, h.rollup)), Some((a, 7)));
+        assert_eq!(found.map(|h| h.id), keys.get(rabat).map(|h| h.id));
+        // Another key, another id, an id out of range: not found.
+        for other in [
+            key("sale", "", None),
+            key("rabat", "c-1", None),
+            key("rabat", "", Some(1)),
+            KeyRef {
+                domain: Domain::Waste,
+                ..rabat
+            },
+        ] {
+            assert!(keys.get_by_id(a, other).is_none());
+        }
+        assert!(keys.get_by_id(a + 1, rabat).is_none());
+        // Forgotten, then the id given to another key.
+        keys.release(a);
+        assert!(keys.get_by_id(a, rabat).is_none());
+        let b = keys.intern(key("sale", "", None));
+        assert_eq!(b, a);
+        assert!(keys.get_by_id(a, rabat).is_none());
+        assert_eq!(
+            keys.get_by_id(a, key("sale", "", None)).map(|h| h.rollup),
+            Some(u32::MAX)
+        );
     }
 
     #[test]

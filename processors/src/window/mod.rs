@@ -289,7 +289,11 @@ impl Windows {
             ..device_key
         };
         let mut device = self.devices.find(device_start, device_key);
-        let rollup = self.rollups.find(rollup_start, rollup_key);
+        // The device's key remembers its rollup's: found without hashing.
+        let rollup_hint = device.rollup_hint();
+        let rollup = self
+            .rollups
+            .find_hinted(rollup_start, rollup_key, rollup_hint);
         let needed = usize::from(!device.exists()) + usize::from(!rollup.exists());
         if needed > 0 && self.open_windows().saturating_add(needed) > self.config.max_open_windows {
             return Recorded::CapacityExceeded;
@@ -302,7 +306,7 @@ impl Windows {
         let hint = device.member_hint();
         let mut position = hint;
         let devices = &mut self.devices;
-        self.rollups.merge_with(rollup, rollup_key, |rollup| {
+        let rollup_id = self.rollups.merge_with(rollup, rollup_key, |rollup| {
             let (at, joined) = rollup.update_member(series, hint, reading);
             if joined {
                 devices.hold(series);
@@ -312,6 +316,9 @@ impl Windows {
         self.devices.merge(device, device_key, reading);
         if let Some(at) = position.filter(|&at| Some(at) != hint) {
             self.devices.set_member_hint(series, at);
+        }
+        if rollup_hint != Some(rollup_id) {
+            self.devices.set_rollup_hint(series, rollup_id);
         }
         Recorded::Accepted
     }

@@ -236,12 +236,7 @@ mod tests {
         for r in readings {
             w.update(r);
         }
-        let key = WindowKey {
-            domain,
-            commune: "rabat".into(),
-            device: "".into(),
-            lane: None,
-        };
+        let key = WindowKey::new(domain, "rabat", "", None);
         let mut p = Point::new("m", Timestamp::from_secs(0));
         w.write(&key, &WindowConfig::default(), &mut p);
         p

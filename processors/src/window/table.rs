@@ -7,7 +7,6 @@
 //! caller [`Table::hold`]s it for (a commune member holds its device's id); it
 //! is forgotten with its last hold.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 // The tests look keys up in a plain `HashMap` by borrowed parts.
 #[cfg(test)]
@@ -16,12 +15,12 @@ use std::collections::HashMap;
 use schemas::{Domain, Reading, Timestamp};
 
 use super::chain::{Chains, Window};
-use super::emit::{Emit, Write};
+use super::emit::{Emit, Measurement, Write};
 #[cfg(test)]
 use super::key::AsKeyRef;
 pub(crate) use super::key::{KeyRef, WindowKey};
 pub(crate) use super::keys::KeyId;
-use super::keys::{hint, Keys, NONE};
+use super::keys::{hint, Handle, Keys, NONE};
 use super::snapshot::{corrupt, Reader, SnapshotError, Writer};
 use super::{WindowConfig, WindowStats};
 
@@ -55,6 +54,7 @@ pub(crate) struct Found {
     head: usize,
     head_start: i64,
     member: u32,
+    rollup: u32,
 }
 
 impl Found {
@@ -66,6 +66,11 @@ impl Found {
     pub(crate) fn member_hint(self) -> Option<usize> {
         usize::try_from(self.member).ok()
     }
+
+    /// The hint kept with [`Table::set_rollup_hint`], if the key has one.
+    pub(crate) fn rollup_hint(self) -> Option<KeyId> {
+        (self.rollup != u32::MAX).then_some(self.rollup as KeyId)
+    }
 }
 
 /// Tumbling windows of one width, aligned to the epoch.
@@ -73,7 +78,7 @@ impl Found {
 pub(crate) struct Table<A> {
     width_ns: i64,
     /// Measurement per domain, in [`Domain::ALL`] order.
-    measurements: [Cow<'static, str>; 3],
+    measurements: [Measurement; 3],
     keys: Keys,
     windows: Chains<A>,
     buckets: BTreeMap<i64, Bucket>,
@@ -96,7 +101,7 @@ impl<A: Aggregate> Table<A> {
     pub(crate) fn new(width_s: u32, measurement: impl Fn(Domain) -> String) -> Self {
         Self {
             width_ns: i64::from(width_s.max(1)) * 1_000_000_000,
-            measurements: Domain::ALL.map(|d| Cow::Owned(measurement(d))),
+            measurements: Domain::ALL.map(|d| Measurement::new(measurement(d))),
             keys: Keys::default(),
             windows: Chains::default(),
             buckets: BTreeMap::new(),
@@ -129,7 +134,18 @@ impl<A: Aggregate> Table<A> {
 
     /// Looks up the window of `key` starting at `start`.
     pub(crate) fn find(&self, start: i64, key: KeyRef<'_>) -> Found {
-        let handle = self.keys.get(key);
+        self.found(start, self.keys.get(key))
+    }
+
+    /// As [`Table::find`], trying first whether `key` is held under `id`:
+    /// then it is found without hashing it.
+    pub(crate) fn find_hinted(&self, start: i64, key: KeyRef<'_>, id: Option<KeyId>) -> Found {
+        let handle = id.and_then(|id| self.keys.get_by_id(id, key));
+        self.found(start, handle.or_else(|| self.keys.get(key)))
+    }
+
+    /// The window starting at `start` of the key `handle` is of.
+    fn found(&self, start: i64, handle: Option<Handle>) -> Found {
         let (head, head_start) = handle.map_or((NONE, i64::MIN), |h| (h.latest, h.latest_start));
         let window = self.windows.find(head, head_start, start);
         Found {
@@ -139,6 +155,7 @@ impl<A: Aggregate> Table<A> {
             head,
             head_start,
             member: handle.map_or(u32::MAX, |h| h.member),
+            rollup: handle.map_or(u32::MAX, |h| h.rollup),
         }
     }
 
@@ -146,6 +163,13 @@ impl<A: Aggregate> Table<A> {
     /// key is held; the caller checks it before use.
     pub(crate) fn set_member_hint(&mut self, id: KeyId, position: usize) {
         self.keys.set_member(id, hint(position));
+    }
+
+    /// Keeps with key `id` the id `rollup` of its commune rollup's key (in
+    /// the rollups' table), given back by [`Table::find`] while the key is
+    /// held; [`Table::find_hinted`] checks it before use.
+    pub(crate) fn set_rollup_hint(&mut self, id: KeyId, rollup: KeyId) {
+        self.keys.set_rollup(id, hint(rollup));
     }
 
     /// Gives the key of `found` an id if it has none yet. Nothing holds the
@@ -202,11 +226,16 @@ impl<A: Aggregate> Table<A> {
         if found.head == NONE {
             self.keys.hold(id);
         }
-        let spare = &mut self.spare;
-        let bucket = self
-            .buckets
-            .entry(start)
-            .or_insert_with(|| spare.pop().unwrap_or_default());
+        // Mostly the newest bucket: found without a search.
+        let bucket = match self.buckets.last_entry() {
+            Some(last) if *last.key() == start => last.into_mut(),
+            _ => {
+                let spare = &mut self.spare;
+                self.buckets
+                    .entry(start)
+                    .or_insert_with(|| spare.pop().unwrap_or_default())
+            }
+        };
         bucket.windows.push(index);
         bucket.dirty.push(index);
         self.open += 1;
@@ -488,7 +517,7 @@ impl<A: Aggregate> Table<A> {
 }
 
 fn emit<A: Aggregate>(
-    measurements: &[Cow<'static, str>; 3],
+    measurements: &[Measurement; 3],
     keys: &Keys,
     windows: &mut Chains<A>,
     bucket: &mut Bucket,

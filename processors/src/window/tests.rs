@@ -312,3 +312,51 @@ fn encoded_drain_refuses_what_encoding_the_point_refuses() {
     );
     assert_eq!(by_point.stats(), by_line.stats());
 }
+
+#[test]
+fn encoded_lines_escape_the_keys_that_need_it() {
+    use crate::encode::encode_point;
+    use crate::window::key::WindowKey;
+    let devices = [
+        "plain-1",
+        "a b",
+        "x,y",
+        "k=v",
+        "tab\t",
+        "é-2",
+        "back\\slash",
+    ];
+    for device in devices {
+        let plain = !device.contains([' ', ',', '=', '\t', '\\']);
+        assert_eq!(
+            WindowKey::new(Domain::Lighting, "rabat", device, None).plain,
+            plain,
+            "{device:?}"
+        );
+        assert!(!WindowKey::new(Domain::Lighting, "sidi slimane", device, None).plain);
+    }
+    let (mut by_point, mut by_line) = (
+        Windows::new(WindowConfig::default()),
+        Windows::new(WindowConfig::default()),
+    );
+    for (i, device) in devices.iter().enumerate() {
+        for commune in ["rabat", "sidi slimane"] {
+            let mut r = lamp(device, i as i64, 1.5);
+            r.commune = commune.into();
+            by_point.record(&r);
+            by_line.record(&r);
+        }
+    }
+    by_point.advance(Timestamp::from_secs(2_000));
+    by_line.advance(Timestamp::from_secs(2_000));
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    for p in drained(&mut by_point) {
+        let _ = encode_point(&p, &mut want);
+    }
+    let errors = by_line.drain_encoded(&mut got);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+}
