@@ -138,6 +138,45 @@ pub fn tts(rng: &mut Lcg, i: usize, t: i64) -> Message {
     }
 }
 
+/// A ChirpStack v4 uplink event (waste or traffic), shaped as the
+/// simulator's: device info, the codec's `object`, two gateways with their
+/// location and metadata, and the radio settings (~1.2 kB).
+pub fn chirpstack(rng: &mut Lcg, i: usize, t: i64) -> Message {
+    let commune = COMMUNES[i % COMMUNES.len()];
+    let (domain, object) = if i.is_multiple_of(2) {
+        (
+            "waste",
+            format!(
+                r#"{{"fillingLevel":{:.2},"temperature":{:.1},"batteryLevel":0.8,"status":"ok"}}"#,
+                rng.unit(),
+                15.0 + 20.0 * rng.unit()
+            ),
+        )
+    } else {
+        (
+            "traffic",
+            format!(
+                r#"{{"laneId":1,"intensity":{},"occupancy":{:.2},"averageVehicleSpeed":{:.1}}}"#,
+                rng.next() % 200,
+                rng.unit(),
+                20.0 + 60.0 * rng.unit()
+            ),
+        )
+    };
+    let app = format!("{commune}-{domain}");
+    let device = format!("{domain}-{commune}-c{:05}", i / 2);
+    let eui = format!("70b3d57ed0{i:06x}");
+    let at = rfc3339(t);
+    let payload = format!(
+        r#"{{"deduplicationId":"3f0b6d2c-1a4e-4c8f-9b7d-{i:012x}","time":"{at}","deviceInfo":{{"tenantId":"52f14cd4-c6f1-4fbd-8f87-4025e1d49242","tenantName":"Commune {commune}","applicationId":"{app}","applicationName":"{app}","deviceProfileId":"0d4f3a6e-8f2b-4c3a-9e1d-5b7c2a1f0e9d","deviceProfileName":"{domain} sensor","deviceName":"{device}","devEui":"{eui}","deviceClassEnabled":"CLASS_A","tags":{{}}}},"devAddr":"01a3c5e7","adr":true,"dr":3,"fCnt":{i},"fPort":2,"confirmed":false,"data":"UwAZAQ==","object":{object},"rxInfo":[{{"gatewayId":"b827ebfffe8a1c2d","uplinkId":40213,"nsTime":"{at}","rssi":-97,"snr":7.25,"channel":2,"location":{{"latitude":34.02,"longitude":-6.84,"altitude":60.0}},"context":"AAAAAQ==","metadata":{{"region_config_id":"eu868","region_common_name":"EU868"}},"crcStatus":"CRC_OK"}},{{"gatewayId":"b827ebfffe8a1c3e","uplinkId":1877,"nsTime":"{at}","rssi":-112,"snr":-3.5,"channel":2,"location":{{"latitude":34.01,"longitude":-6.83,"altitude":52.0}},"context":"AAAAAg==","metadata":{{"region_config_id":"eu868","region_common_name":"EU868"}},"crcStatus":"CRC_OK"}}],"txInfo":{{"frequency":868100000,"modulation":{{"lora":{{"bandwidth":125000,"spreadingFactor":9,"codeRate":"CR_4_5"}}}}}},"regionConfigId":"eu868"}}"#
+    );
+    Message {
+        topic: format!("application/{app}/device/{eui}/event/up"),
+        payload: payload.into_bytes(),
+        received_at: Timestamp::from_secs(t + 1),
+    }
+}
+
 /// How many devices report; each reports once per simulated minute.
 pub const DEVICES: usize = 20_000;
 /// Messages per stream: ten simulated minutes, about 333 messages per second.
@@ -227,9 +266,10 @@ impl Pipeline {
 pub type Make = fn(&mut Lcg, usize, i64) -> Message;
 
 /// Every stream the benchmark runs, by name.
-pub const STREAMS: [(&str, Make); 4] = [
+pub const STREAMS: [(&str, Make); 5] = [
     ("native", native),
     ("senml", senml),
     ("the_things_stack", tts),
+    ("chirpstack", chirpstack),
     ("mixed", mixed),
 ];
