@@ -103,9 +103,10 @@ pub fn senml(rng: &mut Lcg, i: usize, t: i64) -> Message {
     }
 }
 
-pub fn tts(rng: &mut Lcg, i: usize, t: i64) -> Message {
-    let commune = COMMUNES[i % COMMUNES.len()];
-    let (domain, decoded) = if i.is_multiple_of(2) {
+/// The domain and payload-formatter output of LoRaWAN device `i`: waste
+/// for even devices, traffic for odd ones.
+fn decoded_payload(rng: &mut Lcg, i: usize) -> (&'static str, String) {
+    if i.is_multiple_of(2) {
         (
             "waste",
             format!(
@@ -124,7 +125,12 @@ pub fn tts(rng: &mut Lcg, i: usize, t: i64) -> Message {
                 20.0 + 60.0 * rng.unit()
             ),
         )
-    };
+    }
+}
+
+pub fn tts(rng: &mut Lcg, i: usize, t: i64) -> Message {
+    let commune = COMMUNES[i % COMMUNES.len()];
+    let (domain, decoded) = decoded_payload(rng, i);
     let app = format!("{commune}-{domain}");
     let device = format!("{domain}-{commune}-l{:05}", i / 2);
     let at = rfc3339(t);
@@ -143,26 +149,7 @@ pub fn tts(rng: &mut Lcg, i: usize, t: i64) -> Message {
 /// location and metadata, and the radio settings (~1.2 kB).
 pub fn chirpstack(rng: &mut Lcg, i: usize, t: i64) -> Message {
     let commune = COMMUNES[i % COMMUNES.len()];
-    let (domain, object) = if i.is_multiple_of(2) {
-        (
-            "waste",
-            format!(
-                r#"{{"fillingLevel":{:.2},"temperature":{:.1},"batteryLevel":0.8,"status":"ok"}}"#,
-                rng.unit(),
-                15.0 + 20.0 * rng.unit()
-            ),
-        )
-    } else {
-        (
-            "traffic",
-            format!(
-                r#"{{"laneId":1,"intensity":{},"occupancy":{:.2},"averageVehicleSpeed":{:.1}}}"#,
-                rng.next() % 200,
-                rng.unit(),
-                20.0 + 60.0 * rng.unit()
-            ),
-        )
-    };
+    let (domain, object) = decoded_payload(rng, i);
     let app = format!("{commune}-{domain}");
     let device = format!("{domain}-{commune}-c{:05}", i / 2);
     let eui = format!("70b3d57ed0{i:06x}");
