@@ -48,17 +48,7 @@ enum Parser {
 }
 
 fn walk_with(parser: Parser, raw: &str, key: &str, app: &AppRef<'_>) -> Result<Decoded, Fault> {
-    let mut state = State {
-        app,
-        key,
-        values: Values::default(),
-        lane: None,
-        date: None,
-        from: None,
-        to: None,
-        unknown: 0,
-        slot: FaultSlot::default(),
-    };
+    let mut state = State::new(app, key);
     let scanned = match parser {
         Parser::Fast => scan(raw, &mut state),
         Parser::Serde => None,
@@ -115,6 +105,23 @@ struct State<'s> {
     to: Option<Timestamp>,
     unknown: u32,
     slot: FaultSlot,
+}
+
+impl<'s> State<'s> {
+    /// Nothing read yet of the payload at `key`.
+    fn new(app: &'s AppRef<'s>, key: &'s str) -> Self {
+        Self {
+            app,
+            key,
+            values: Values::default(),
+            lane: None,
+            date: None,
+            from: None,
+            to: None,
+            unknown: 0,
+            slot: FaultSlot::default(),
+        }
+    }
 }
 
 fn twice(key: &str) -> Fault {
@@ -269,7 +276,7 @@ mod tests {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
 
-    use super::{scan, walk_with, FaultSlot, Parser, State, Values};
+    use super::{scan, walk_with, Parser, State};
     use crate::lorawan::tests::{applications, json_value, TRAFFIC_APP_ID};
 
     /// A waste application with a mapped key, a traffic one (lanes and
@@ -288,17 +295,7 @@ mod tests {
     fn takes_scanner(raw: &str, application: &str) -> bool {
         let apps = applications(Some(TRAFFIC_APP_ID));
         let app = apps.find(application).expect("a test application");
-        let mut state = State {
-            app: &app,
-            key: "object",
-            values: Values::default(),
-            lane: None,
-            date: None,
-            from: None,
-            to: None,
-            unknown: 0,
-            slot: FaultSlot::default(),
-        };
+        let mut state = State::new(&app, "object");
         scan(raw, &mut state).is_some()
     }
 
